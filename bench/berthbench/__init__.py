@@ -1,0 +1,1 @@
+"""Berth benchmark harness (entry point: bench/run)."""

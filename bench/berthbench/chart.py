@@ -1,0 +1,50 @@
+"""Standalone: python3 chart.py results.json out.png
+
+Horizontal bars of berth-runtime's median divided by each peer's median, per
+comparison and metric (< 1 means berth-runtime is faster / smaller). Writes
+nothing and prints why when there is no ratio to draw."""
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(src, dst):
+    with open(src) as f:
+        data = json.load(f)
+    labels, values = [], []
+    for comp in data.get("comparisons", []):
+        metrics = {m["key"]: m for m in comp.get("metrics", [])}
+        for key, per_peer in comp.get("ratios", {}).items():
+            for peer, ratio in per_peer.items():
+                if ratio is None:
+                    continue
+                m = metrics.get(key, {"label": key})
+                labels.append(f"{comp['name']}: {m['label']}\nberth-runtime / {peer}")
+                values.append(ratio)
+    if not values:
+        print("no ratios to draw (berth-runtime not measured)")
+        return 0
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(values) + 1.5))
+    y = list(range(len(values)))[::-1]
+    colors = ["#2a9d8f" if v <= 1 else "#e76f51" for v in values]
+    ax.barh(y, values, color=colors)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    for yi, v in zip(y, values):
+        ax.text(v, yi, f" {v:.2f}x", va="center", fontsize=8)
+    ax.set_xlabel("berth-runtime median / peer median  (< 1: berth-runtime better)")
+    ax.set_xlim(0, max(values + [1.0]) * 1.25)
+    ax.set_title(f"Berth bench {data.get('started', '')}")
+    fig.tight_layout()
+    fig.savefig(dst, dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
