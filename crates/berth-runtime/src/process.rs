@@ -301,6 +301,11 @@ pub fn check_cwd_inside() -> Result<()> {
 }
 
 /// Find the program of args[0] in the container's PATH, as execvp would.
+///
+/// The error texts are runc's (`exec: "x": executable file not found in $PATH`,
+/// `... no such file or directory`, `... permission denied`): clients classify a failed
+/// start by them (Podman and Docker exit 127 for a missing command, 126 for one that
+/// cannot be run), so they must not be reworded.
 pub fn find_program(p: &Process) -> Result<PathBuf> {
     let args = p.args().as_deref().unwrap_or_default();
     let prog = args.first().ok_or_else(|| field("args", "empty"))?;
@@ -311,10 +316,11 @@ pub fn find_program(p: &Process) -> Result<PathBuf> {
     if prog.contains('/') {
         let p = PathBuf::from(prog);
         if !runnable(&p) {
-            return Err(field(
-                "args",
-                format!("{prog:?}: no such executable file in the container"),
-            ));
+            let why = match std::fs::metadata(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("stat {prog}: no such file or directory"),
+                _ => "permission denied".to_string(),
+            };
+            return Err(field("args", format!("exec: {prog:?}: {why}")));
         }
         return Ok(p);
     }
@@ -331,7 +337,10 @@ pub fn find_program(p: &Process) -> Result<PathBuf> {
             return Ok(cand);
         }
     }
-    Err(field("args", format!("executable file {prog:?} not found in $PATH")))
+    Err(field(
+        "args",
+        format!("exec: {prog:?}: executable file not found in $PATH"),
+    ))
 }
 
 /// Replace this process with the user's program. Returns only on failure.
