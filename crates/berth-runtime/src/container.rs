@@ -228,7 +228,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
             state: hook_state.clone(),
         },
     };
-    let (pid, _chan) = launch(setup, &spec, &mut rb, |msg, pid, chan| match msg {
+    let (pid, _chan) = launch(setup, &spec, &hook_state, &mut rb, |msg, pid, chan| match msg {
         Msg::RunHooks => {
             let mut s = hook_state.clone();
             s["pid"] = pid.into();
@@ -256,7 +256,13 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
 
 /// Fork stage 1 and serve the setup conversation until the container is ready.
 /// `extra` handles role-specific messages. Returns the pid of the container process.
-fn launch<F>(setup: Setup, spec: &Spec, rb: &mut Rollback, mut extra: F) -> Result<(i32, Channel)>
+fn launch<F>(
+    setup: Setup,
+    spec: &Spec,
+    state: &serde_json::Value,
+    rb: &mut Rollback,
+    mut extra: F,
+) -> Result<(i32, Channel)>
 where
     F: FnMut(Msg, i32, &Channel) -> Result<()>,
 {
@@ -301,7 +307,9 @@ where
             }
             Msg::SeccompFd => {
                 let fd = fd.ok_or_else(|| cerr(&id, "seccomp notify: no fd received"))?;
-                send_seccomp_fd(spec, &fd, init_pid).map_err(|e| cerr(&id, e))?;
+                let mut st = state.clone();
+                st["pid"] = init_pid.into();
+                send_seccomp_fd(spec, &fd, &st).map_err(|e| cerr(&id, e))?;
                 parent.send(&Msg::Ack).map_err(|e| cerr(&id, e))?;
             }
             Msg::Ready => return Ok((init_pid, parent)),
@@ -329,7 +337,7 @@ fn write_id_maps(pid: i32, spec: &Spec) -> std::result::Result<(), String> {
 }
 
 /// SCMP_ACT_NOTIFY: hand the listener fd, with the container's state, to listenerPath.
-fn send_seccomp_fd(spec: &Spec, fd: &OwnedFd, pid: i32) -> std::result::Result<(), String> {
+fn send_seccomp_fd(spec: &Spec, fd: &OwnedFd, state: &serde_json::Value) -> std::result::Result<(), String> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let sc = spec
         .linux()
@@ -342,12 +350,13 @@ fn send_seccomp_fd(spec: &Spec, fd: &OwnedFd, pid: i32) -> std::result::Result<(
         .ok_or("linux.seccomp.listenerPath missing")?;
     let sock = std::os::unix::net::UnixStream::connect(path)
         .map_err(|e| format!("linux.seccomp.listenerPath {}: {e}", path.display()))?;
+    // The runtime-spec's containerProcessState.
     let payload = serde_json::json!({
         "ociVersion": state::OCI_VERSION,
         "fds": ["seccompFd"],
-        "pid": pid,
+        "pid": state["pid"],
         "metadata": sc.listener_metadata().clone().unwrap_or_default(),
-        "state": {"ociVersion": state::OCI_VERSION, "status": "creating", "pid": pid},
+        "state": state,
     })
     .to_string();
     let iov = [std::io::IoSlice::new(payload.as_bytes())];
@@ -610,7 +619,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         cgroup: None,
         pids: vec![],
     };
-    let (pid, chan) = launch(setup, &st.config, &mut rb, |m, _, _| {
+    let (pid, chan) = launch(setup, &st.config, &st.oci_state(status), &mut rb, |m, _, _| {
         Err(cerr(id, format!("unexpected message {m:?}")))
     })?;
     // The channel closes when execve succeeds (close-on-exec); an error arrives otherwise.

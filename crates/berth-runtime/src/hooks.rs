@@ -46,6 +46,8 @@ fn run_one(stage: &'static str, h: &Hook, input: &str) -> Result<(), HookError> 
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // A group of its own, so a timeout stops what the hook started too (a shell's sleep).
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine.
@@ -71,6 +73,11 @@ fn run_one(stage: &'static str, h: &Hook, input: &str) -> Result<(), HookError> 
             Err(e) => return Err(fail(format!("wait: {e}"))),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Before the wait, while the group still exists (its leader is not reaped).
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = child.kill();
             let _ = child.wait();
             return Err(fail(format!("timed out after {}s", h.timeout().unwrap_or(0))));

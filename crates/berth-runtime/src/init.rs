@@ -104,6 +104,9 @@ fn stage1_inner(s: &Setup, chan: &Channel) -> Res<Option<()>> {
     if s.plan.has_new(LinuxNamespaceType::Time) {
         write_time_offsets(s.spec)?;
     }
+    // The init shares our channel: it waits until InitPid is sent, so that the parent
+    // never sees its Ready (or Error) first.
+    let (gate_r, gate_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(e("pipe"))?;
     // SAFETY: raw clone with CLONE_PARENT and no new stack behaves like fork(); this
     // process is single-threaded, so the child may keep running Rust code.
     let pid = unsafe {
@@ -118,9 +121,18 @@ fn stage1_inner(s: &Setup, chan: &Channel) -> Res<Option<()>> {
     };
     match pid {
         -1 => Err(format!("fork container init: {}", std::io::Error::last_os_error())),
-        0 => Ok(None),
+        0 => {
+            drop(gate_w);
+            // EOF once stage 1 has sent InitPid (or died).
+            let mut b = [0u8; 1];
+            while let Err(nix::Error::EINTR) = nix::unistd::read(&gate_r, &mut b) {}
+            Ok(None)
+        }
         pid => {
-            chan.send(&Msg::InitPid(pid as i32)).map_err(e("sync"))?;
+            drop(gate_r);
+            let r = chan.send(&Msg::InitPid(pid as i32)).map_err(e("sync"));
+            drop(gate_w);
+            r?;
             Ok(Some(()))
         }
     }
@@ -304,7 +316,10 @@ fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<bool> {
         }
     }
     process::enter_cwd(p).map_err(|x| x.to_string())?;
-    process::set_final_affinity(p).map_err(|x| x.to_string())?;
+    // runtime-spec: execCPUAffinity "is not applicable to the container's init process".
+    if matches!(s.role, Role::Exec) {
+        process::set_final_affinity(p).map_err(|x| x.to_string())?;
+    }
     if !early {
         if let Some(sc) = sc {
             notified = load_seccomp(sc, chan)?;

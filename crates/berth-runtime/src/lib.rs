@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod channel;
+pub mod console;
 pub mod container;
 pub mod fsutil;
 pub mod hooks;

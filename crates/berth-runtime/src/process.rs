@@ -61,7 +61,8 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
             return Err(field(
                 "rlimits",
                 format!(
-                    "{:?} soft={} hard={}: {}",
+                    // Display is the spec's name (RLIMIT_NOFILE), not the Rust variant.
+                    "{} soft={} hard={}: {}",
                     r.typ(),
                     r.soft(),
                     r.hard(),

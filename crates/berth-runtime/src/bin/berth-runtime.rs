@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use berth_runtime::console::ConsoleListener;
 use berth_runtime::container::{self, CreateOpts, ExecOpts};
 use berth_runtime::state::Status;
 use berth_runtime::{log, ops, selfexe, state};
@@ -364,12 +365,37 @@ fn wait_forwarding(pid: i32, set: &SigSet) -> Result<u8> {
     }
 }
 
+/// Whether the bundle's process wants a terminal (for `run` without a console socket).
+fn wants_terminal(c: &CreateArgs) -> bool {
+    berth_runtime::spec::load(&c.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
+}
+
 fn run_container(c: &CreateArgs, root: &std::path::Path, detach: bool, keep: bool) -> Result<u8> {
     let set = forwarded();
+    // A terminal without a console socket: we hold the pty and relay it, as runc does.
+    let console = if c.console_socket.is_none() && wants_terminal(c) {
+        if detach {
+            bail!("cannot allocate a terminal for a detached container without --console-socket");
+        }
+        Some(ConsoleListener::bind(root, &c.id).context("console socket")?)
+    } else {
+        None
+    };
     if !detach {
         set.thread_block().context("block signals")?;
     }
-    let pid = container::create(&create_opts(c, root))?;
+    let mut opts = create_opts(c, root);
+    if let Some(l) = &console {
+        opts.console_socket = Some(l.path().to_path_buf());
+    }
+    let pid = container::create(&opts)?;
+    let master = match &console {
+        Some(l) => Some(l.accept_master().context("receive the container's pty")?),
+        None => None,
+    };
     if let Err(e) = container::start(root, &c.id) {
         let _ = container::delete(root, &c.id, true);
         return Err(e.into());
@@ -377,7 +403,10 @@ fn run_container(c: &CreateArgs, root: &std::path::Path, detach: bool, keep: boo
     if detach {
         return Ok(0);
     }
-    let code = wait_forwarding(pid, &set)?;
+    let code = match master {
+        Some(m) => berth_runtime::console::relay(m, pid, &set).context("relay the terminal")?,
+        None => wait_forwarding(pid, &set)?,
+    };
     if !keep {
         container::delete(root, &c.id, true)?;
     }
@@ -502,6 +531,14 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<u8> {
         add_caps(&mut process, &a.cap)?;
     }
     let set = forwarded();
+    let console = if a.console_socket.is_none() && process.terminal().unwrap_or(false) {
+        if a.detach {
+            bail!("cannot allocate a terminal for a detached exec without --console-socket");
+        }
+        Some(ConsoleListener::bind(root, &a.id).context("console socket")?)
+    } else {
+        None
+    };
     if !a.detach {
         set.thread_block().context("block signals")?;
     }
@@ -509,14 +546,23 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<u8> {
         root: root.to_path_buf(),
         id: a.id.clone(),
         process,
-        console_socket: a.console_socket.clone(),
+        console_socket: console
+            .as_ref()
+            .map(|l| l.path().to_path_buf())
+            .or(a.console_socket.clone()),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
     })?;
     if a.detach {
         return Ok(0);
     }
-    wait_forwarding(pid, &set)
+    match console {
+        Some(l) => {
+            let m = l.accept_master().context("receive the exec's pty")?;
+            Ok(berth_runtime::console::relay(m, pid, &set).context("relay the terminal")?)
+        }
+        None => wait_forwarding(pid, &set),
+    }
 }
 
 /// `exec --cap`: added to bounding, effective and permitted — never inheritable or
