@@ -31,6 +31,8 @@ pub enum Msg {
     RunHooks,
     /// The init loaded a seccomp filter with a notify action; its fd rides along.
     SeccompFd,
+    /// The init needs the idmapped mount of spec mount N: the parent answers Ack + mount fd.
+    IdmapMount(usize),
     /// Setup is complete; the init now waits for `start` (or, for exec, has exec'd).
     Ready,
     Ack,

@@ -238,6 +238,11 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
             chan.send(&Msg::Ack).map_err(|e| cerr(id, e))?;
             Ok(())
         }
+        Msg::IdmapMount(i) => match crate::idmap::mount_fd(&spec, &bundle, i, pid) {
+            Ok(fd) => chan.send_with_fd(&Msg::Ack, Some(fd.as_raw_fd())),
+            Err(e) => chan.send(&Msg::Error(e)),
+        }
+        .map_err(|e| cerr(id, e)),
         other => Err(cerr(id, format!("unexpected message {other:?}"))),
     })?;
     st.pid = pid;

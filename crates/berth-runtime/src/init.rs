@@ -201,7 +201,16 @@ fn init_container(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
 
     let in_userns = s.plan.has_new(LinuxNamespaceType::User);
     let rfs = rootfs::prepare(spec, rootfs_path, in_userns).map_err(|x| x.to_string())?;
-    rfs.mount_all(spec, bundle, cgroup_mounts).map_err(|x| x.to_string())?;
+    let mut idmapped = |i: usize| -> Result<OwnedFd, String> {
+        chan.send(&Msg::IdmapMount(i)).map_err(e("sync"))?;
+        match chan.recv().map_err(e("sync"))? {
+            (Msg::Ack, Some(fd)) => Ok(fd),
+            (Msg::Error(m), _) => Err(m),
+            (m, _) => Err(format!("unexpected answer {m:?}")),
+        }
+    };
+    rfs.mount_all(spec, bundle, cgroup_mounts, &mut idmapped)
+        .map_err(|x| x.to_string())?;
     rfs.create_devices(spec).map_err(|x| x.to_string())?;
 
     let hooks = spec.hooks().as_ref();

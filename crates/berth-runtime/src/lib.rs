@@ -3,7 +3,7 @@
 //!
 //! Module layers (each depends only on those listed before it):
 //! `log`, `fsutil`, `state`/`spec`/`mountopts`/`namespaces`/`channel`/`hooks`/`caps`/`seccomp`,
-//! `rootfs`, `process`, `init`, `container`, `selfexe`, `ops` (CLI-level helpers).
+//! `rootfs`, `idmap`, `process`, `console`, `init`, `container`, `selfexe`, `ops` (CLI-level helpers).
 
 pub mod caps;
 pub mod channel;
@@ -11,6 +11,7 @@ pub mod console;
 pub mod container;
 pub mod fsutil;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod log;
 pub mod mountopts;

@@ -47,7 +47,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": apparmor},
             "selinux": {"enabled": selinux},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": true}},
         },
         "annotations": annotations,
     })

@@ -90,15 +90,17 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<Rootfs> {
 }
 
 impl Rootfs {
-    /// Step 2: every mount of the spec, in order.
-    pub fn mount_all(&self, spec: &Spec, bundle: &Path, cg: &CgroupMounts) -> Result<()> {
-        for m in spec.mounts().as_deref().unwrap_or_default() {
-            self.mount_one(m, bundle, cg)?;
+    /// Step 2: every mount of the spec, in order. `idmapped(i)` supplies a detached,
+    /// already idmapped mount for spec mount i (made by the runtime in the host's user
+    /// namespace, where the kernel allows it).
+    pub fn mount_all(&self, spec: &Spec, bundle: &Path, cg: &CgroupMounts, idmapped: IdmapSource) -> Result<()> {
+        for (i, m) in spec.mounts().as_deref().unwrap_or_default().iter().enumerate() {
+            self.mount_one(i, m, bundle, cg, idmapped)?;
         }
         Ok(())
     }
 
-    fn mount_one(&self, m: &Mount, bundle: &Path, cg: &CgroupMounts) -> Result<()> {
+    fn mount_one(&self, i: usize, m: &Mount, bundle: &Path, cg: &CgroupMounts, idmapped: IdmapSource) -> Result<()> {
         let dest = m.destination();
         let dest_s = dest.display().to_string();
         let typ = m.typ().as_deref().unwrap_or("");
@@ -108,6 +110,10 @@ impl Rootfs {
         }
         if matches!(typ, "proc" | "sysfs") {
             self.refuse_symlink(dest)?;
+        }
+        if opts.idmap {
+            let fd = idmapped(i).map_err(RootfsError::Refused)?;
+            return self.attach_idmapped(m, &fd, &opts);
         }
         if opts.bind || typ == "bind" {
             return self.bind(m, bundle, &opts);
@@ -242,6 +248,21 @@ impl Rootfs {
         self.finish(dest, opts)
     }
 
+    /// Put a detached idmapped mount (from the runtime) at the mount's destination.
+    fn attach_idmapped(&self, m: &Mount, mfd: &OwnedFd, opts: &Parsed) -> Result<()> {
+        let dest = m.destination();
+        let is_dir = nix::sys::stat::fstat(mfd)
+            .map(|s| SFlag::from_bits_truncate(s.st_mode & libc::S_IFMT) == SFlag::S_IFDIR)
+            .map_err(merr("stat idmapped mount", dest))?;
+        let target = if is_dir {
+            fsutil::mkdir_all_in_root(&self.root, dest, 0o755)?
+        } else {
+            fsutil::create_file_in_root(&self.root, dest)?
+        };
+        move_mount(mfd, &target).map_err(merr("attach idmapped mount", dest))?;
+        self.finish(dest, opts)
+    }
+
     /// Remount flags of a bind, propagation, recursive attributes, on the mount now at `dest`.
     fn finish(&self, dest: &Path, opts: &Parsed) -> Result<()> {
         let fd = fsutil::open_in_root(&self.root, dest, OFlag::O_PATH, Mode::empty())?;
@@ -258,12 +279,6 @@ impl Rootfs {
         }
         if opts.rec_set != 0 || opts.rec_clear != 0 {
             setattr(&fd, true, opts.rec_set, opts.rec_clear).map_err(merr("recursive attributes", dest))?;
-        }
-        if opts.idmap {
-            return Err(RootfsError::Refused(format!(
-                "idmapped mount on {}: not supported by this runtime yet",
-                dest.display()
-            )));
         }
         Ok(())
     }
@@ -592,6 +607,17 @@ pub fn readonly_root() -> Result<()> {
 
 /// mount_setattr(2) on the mount at `fd`.
 pub fn setattr(fd: &impl AsRawFd, recursive: bool, set: u64, clear: u64) -> nix::Result<()> {
+    setattr_userns(fd, recursive, set, clear, None)
+}
+
+/// mount_setattr(2), with the user namespace of an idmapping (MOUNT_ATTR_IDMAP).
+pub fn setattr_userns(
+    fd: &impl AsRawFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns: Option<i32>,
+) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -603,7 +629,7 @@ pub fn setattr(fd: &impl AsRawFd, recursive: bool, set: u64, clear: u64) -> nix:
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |f| f as u64),
     };
     const AT_RECURSIVE: libc::c_int = 0x8000;
     let mut flags = libc::AT_EMPTY_PATH;
@@ -625,6 +651,48 @@ pub fn setattr(fd: &impl AsRawFd, recursive: bool, set: u64, clear: u64) -> nix:
         return Err(nix::Error::last());
     }
     Ok(())
+}
+
+/// For spec mount N, a detached idmapped mount fd (see `Rootfs::mount_all`).
+pub type IdmapSource<'a> = &'a mut dyn FnMut(usize) -> std::result::Result<OwnedFd, String>;
+
+/// move_mount(2) of the detached mount `from` onto the directory or file `to` (both fds).
+fn move_mount(from: &OwnedFd, to: &OwnedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: move_mount between two fds we own, with empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
+}
+
+/// open_tree(OPEN_TREE_CLONE) of `src`: a detached copy of that mount (tree).
+pub fn clone_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let c = CString::new(src.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: open_tree with a NUL-terminated path; returns a new fd we own.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: r is a new fd the kernel returned to us.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(r as i32) })
 }
 
 /// Mount flags currently on the mount of `fd` that a bind remount must keep.
