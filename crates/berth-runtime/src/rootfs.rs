@@ -225,14 +225,7 @@ impl Rootfs {
         };
         let src_fd = nix::fcntl::open(&src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(merr(format!("bind source {}", src.display()), dest))?;
-        let is_dir = nix::sys::stat::fstat(&src_fd)
-            .map(|s| SFlag::from_bits_truncate(s.st_mode & libc::S_IFMT) == SFlag::S_IFDIR)
-            .map_err(merr("stat bind source", dest))?;
-        let target = if is_dir {
-            fsutil::mkdir_all_in_root(&self.root, dest, 0o755)?
-        } else {
-            fsutil::create_file_in_root(&self.root, dest)?
-        };
+        let target = self.target_like(&src_fd, dest)?;
         let mut fl = MsFlags::MS_BIND;
         if opts.recursive_bind {
             fl |= MsFlags::MS_REC;
@@ -248,17 +241,22 @@ impl Rootfs {
         self.finish(dest, opts)
     }
 
+    /// The mount target at `dest` inside the rootfs: a directory if `source` is one, else a file.
+    fn target_like(&self, source: &OwnedFd, dest: &Path) -> Result<OwnedFd> {
+        let is_dir = nix::sys::stat::fstat(source)
+            .map(|s| SFlag::from_bits_truncate(s.st_mode & libc::S_IFMT) == SFlag::S_IFDIR)
+            .map_err(merr("stat mount source", dest))?;
+        if is_dir {
+            Ok(fsutil::mkdir_all_in_root(&self.root, dest, 0o755)?)
+        } else {
+            Ok(fsutil::create_file_in_root(&self.root, dest)?)
+        }
+    }
+
     /// Put a detached idmapped mount (from the runtime) at the mount's destination.
     fn attach_idmapped(&self, m: &Mount, mfd: &OwnedFd, opts: &Parsed) -> Result<()> {
         let dest = m.destination();
-        let is_dir = nix::sys::stat::fstat(mfd)
-            .map(|s| SFlag::from_bits_truncate(s.st_mode & libc::S_IFMT) == SFlag::S_IFDIR)
-            .map_err(merr("stat idmapped mount", dest))?;
-        let target = if is_dir {
-            fsutil::mkdir_all_in_root(&self.root, dest, 0o755)?
-        } else {
-            fsutil::create_file_in_root(&self.root, dest)?
-        };
+        let target = self.target_like(mfd, dest)?;
         move_mount(mfd, &target).map_err(merr("attach idmapped mount", dest))?;
         self.finish(dest, opts)
     }

@@ -59,6 +59,16 @@ fn terminal_without_console_socket_refused_for_create() {
     common::assert_nothing_left(&c);
 }
 
+/// Run `cmdline` under script(1), which gives it a terminal: (exit code, output).
+fn under_script(cmdline: &str) -> (Option<i32>, String) {
+    let out = Command::new("script")
+        .args(["-qec", cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `run` in the foreground relays the pty (under `script`, which gives us a terminal).
 #[test]
 fn run_and_exec_relay_the_terminal() {
@@ -70,14 +80,9 @@ fn run_and_exec_relay_the_terminal() {
         c.root.path().display(),
         c.id
     );
-    let out = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = under_script(&cmdline);
     assert!(text.contains("/dev/pts/0") && text.contains("stdout-is-tty"), "{text}");
-    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_eq!(code, Some(3), "{text}");
 
     // exec -t into a running container.
     let mut c2 = Ct::new(&["sleep", "30"]);
@@ -90,11 +95,6 @@ fn run_and_exec_relay_the_terminal() {
         c2.root.path().display(),
         c2.id
     );
-    let out = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = under_script(&cmdline);
     assert!(text.contains("exec-tty"), "{text}");
 }
