@@ -403,6 +403,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             Ok(1) => break,
             Ok(_) | Err(nix::Error::EAGAIN) => {
                 if !st.init_alive() {
+                    // A short-lived program may have run and exited between our read and
+                    // this check: its byte is then in the fifo, and start did succeed.
+                    if matches!(nix::unistd::read(&f, &mut buf), Ok(1)) {
+                        break;
+                    }
                     return Err(cerr(id, "the container's init exited before start"));
                 }
                 let mut pfd = [nix::poll::PollFd::new(
@@ -474,8 +479,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     let st = dir.load()?;
     let status = st.status(&dir.path);
+    // A created container never ran anything of the user's: runc deletes it without --force.
     if status != Status::Stopped {
-        if !force {
+        if !force && status != Status::Created {
             return Err(Error::WrongState {
                 id: id.into(),
                 status,
@@ -584,6 +590,8 @@ pub struct ExecOpts {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Exec into a paused container too (the process runs once it is resumed).
+    pub ignore_paused: bool,
 }
 
 /// `exec`: start a process in a running container. Returns its pid; it is our child.
@@ -592,7 +600,8 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     let dir = ContainerDir::open(&o.root, id)?;
     let st = dir.load()?;
     let status = st.status(&dir.path);
-    if status != Status::Running && status != Status::Created {
+    let allowed = matches!(status, Status::Running | Status::Created) || (status == Status::Paused && o.ignore_paused);
+    if !allowed {
         return Err(Error::WrongState {
             id: id.into(),
             status,
@@ -606,6 +615,9 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         }
         None => None,
     };
+    // Not held while the process is set up: joining a paused container's cgroup blocks
+    // until `resume`, which needs the lock.
+    drop(dir);
     let nss = init::namespaces_of(st.pid, &st.config);
     let plan = Plan::new(&nss);
     let setup = Setup {
@@ -616,7 +628,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         plan,
         console,
         preserve_fds: o.preserve_fds,
-        close_fds: vec![dir.lock_fd()],
+        close_fds: vec![],
         role: Role::Exec,
     };
     let mut rb = Rollback {
@@ -627,15 +639,22 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     let (pid, chan) = launch(setup, &st.config, &st.oci_state(status), &mut rb, |m, _, _| {
         Err(cerr(id, format!("unexpected message {m:?}")))
     })?;
+    st.cgroup.add_pid(pid)?;
+    chan.send(&Msg::Ack).map_err(|e| cerr(id, e))?;
     // The channel closes when execve succeeds (close-on-exec); an error arrives otherwise.
-    match chan.recv() {
+    // In a paused container that happens only after `resume`: do not wait for it.
+    let result = if status == Status::Paused {
+        Err(channel::ChannelError::Closed)
+    } else {
+        chan.recv()
+    };
+    match result {
         Err(channel::ChannelError::Closed) => {}
         Ok((Msg::Error(e), _)) => return Err(cerr(id, e)),
         Ok((m, _)) => return Err(cerr(id, format!("unexpected message {m:?}"))),
         Err(e) => return Err(cerr(id, e)),
     }
     rb.pids.clear();
-    drop(dir);
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid).map_err(|e| cerr(id, e))?;
     }

@@ -89,9 +89,13 @@ fn exit(code: i32) -> ! {
 
 /// Ok(Some) in stage 1 after forking the init; Ok(None) in the init itself.
 fn stage1_inner(s: &Setup, chan: &Channel) -> Res<Option<()>> {
-    s.cgroup
-        .add_pid(nix::unistd::getpid().as_raw())
-        .map_err(e("join cgroup"))?;
+    // An exec'd process is placed in the cgroup by the parent once it is ready, so that
+    // setting it up never waits on a paused (frozen) container.
+    if matches!(s.role, Role::Init { .. }) {
+        s.cgroup
+            .add_pid(nix::unistd::getpid().as_raw())
+            .map_err(e("join cgroup"))?;
+    }
     s.plan.join_all().map_err(|x| x.to_string())?;
     if s.plan.new_user {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(e("create user namespace"))?;
@@ -372,6 +376,8 @@ fn exec_process(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
     drop(procfs);
     let program = process::find_program(p).map_err(|x| x.to_string())?;
     chan.send(&Msg::Ready).map_err(e("sync"))?;
+    // The parent puts us in the container's cgroup, then lets us go.
+    chan.expect(&Msg::Ack).map_err(|x| x.to_string())?;
     exec_now(&s, p, &program)
 }
 

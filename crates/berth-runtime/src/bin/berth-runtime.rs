@@ -552,6 +552,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<u8> {
             .or(a.console_socket.clone()),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     })?;
     if a.detach {
         return Ok(0);
