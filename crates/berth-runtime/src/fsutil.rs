@@ -73,7 +73,10 @@ pub fn relative_in_root(path: &Path) -> PathBuf {
     out
 }
 
+#[cfg(not(feature = "unsafe-no-resolve-in-root"))]
 const IN_ROOT: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+#[cfg(feature = "unsafe-no-resolve-in-root")]
+const IN_ROOT: ResolveFlag = ResolveFlag::empty();
 
 /// Open `path` (a container path) inside `root` without ever leaving it: symlinks are
 /// resolved as if `root` were `/` (CVE-2021-30465: no symlink race can redirect a mount).
@@ -191,6 +194,9 @@ impl ProcFs {
             Mode::empty(),
         )
         .map_err(nix_err("open procfs", path))?;
+        if cfg!(feature = "unsafe-no-procfs-check") {
+            return Ok(ProcFs { root });
+        }
         let st = nix::sys::statfs::fstatfs(&root).map_err(nix_err("statfs", path))?;
         if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
             return Err(FsError::Unexpected {
@@ -212,7 +218,11 @@ impl ProcFs {
     pub fn open_file(&self, rel: &str, flags: OFlag) -> Result<OwnedFd> {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            .resolve(if cfg!(feature = "unsafe-no-procfs-check") {
+                ResolveFlag::empty()
+            } else {
+                ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS
+            });
         openat2(self.root.as_fd(), rel, how).map_err(nix_err("open", format!("/proc/{rel}")))
     }
 
@@ -238,6 +248,9 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
 /// Mark every fd >= `from` close-on-exec, so nothing of ours leaks into the container
 /// (CVE-2024-21626).
 pub fn cloexec_from(from: u32) -> std::io::Result<()> {
+    if cfg!(feature = "unsafe-no-fd-cleanup") {
+        return Ok(());
+    }
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
     let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, CLOSE_RANGE_CLOEXEC) };
@@ -268,6 +281,7 @@ mod tests {
         assert_eq!(relative_in_root(Path::new("/")), PathBuf::new());
     }
 
+    /// CVE-2021-30465 at its root: fails with `unsafe-no-resolve-in-root` (checked once).
     #[test]
     fn mkdir_all_in_root_stays_inside_with_hostile_symlink() {
         let root = tempfile::tempdir().unwrap();
@@ -295,6 +309,56 @@ mod tests {
         atomic_write(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    /// CVE-2025-52881: a file mounted over a /proc entry is refused (RESOLVE_NO_XDEV), while
+    /// the entry next to it opens (positive control). Checked once with
+    /// `--features unsafe-no-procfs-check`: the overmounted entry opened and this test failed.
+    #[test]
+    fn procfs_refuses_overmounted_entries() {
+        // SAFETY: the child only makes syscalls, then _exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| {
+                    use nix::mount::{mount, MsFlags};
+                    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).is_err() {
+                        return 10;
+                    }
+                    let none: Option<&str> = None;
+                    if mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).is_err() {
+                        return 11;
+                    }
+                    if mount(
+                        Some("/dev/null"),
+                        "/proc/sys/kernel/hostname",
+                        none,
+                        MsFlags::MS_BIND,
+                        none,
+                    )
+                    .is_err()
+                    {
+                        return 12;
+                    }
+                    let p = match ProcFs::open(Path::new("/proc")) {
+                        Ok(p) => p,
+                        Err(_) => return 13,
+                    };
+                    if p.open_file("sys/kernel/domainname", OFlag::O_RDONLY).is_err() {
+                        return 14;
+                    }
+                    if p.open_file("sys/kernel/hostname", OFlag::O_WRONLY).is_ok() {
+                        return 15;
+                    }
+                    0
+                })();
+                // SAFETY: leave the forked child without running the harness's destructors.
+                unsafe { libc::_exit(code) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]

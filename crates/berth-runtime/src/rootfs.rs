@@ -172,6 +172,9 @@ impl Rootfs {
     /// CVE-2019-19921 / CVE-2023-27561: /proc or /sys given as a symlink could redirect
     /// the mount (and later writes) to a place the image chose.
     fn refuse_symlink(&self, dest: &Path) -> Result<()> {
+        if cfg!(feature = "unsafe-no-symlink-check") {
+            return Ok(());
+        }
         let rel = fsutil::relative_in_root(dest);
         if let Some(parent) = rel.parent() {
             let dir = fsutil::mkdir_all_in_root(&self.root, parent, 0o755)?;
@@ -519,7 +522,8 @@ pub fn mask_paths(paths: &[String]) -> Result<()> {
         Mode::empty(),
     )?;
     let st = nix::sys::stat::fstat(&null).map_err(merr("stat", Path::new("/dev/null")))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+    let genuine = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3);
+    if !genuine && !cfg!(feature = "unsafe-no-dev-null-check") {
         return Err(RootfsError::Refused(
             "/dev/null in the container is not the null device (1:3); refusing to use it to mask paths".into(),
         ));

@@ -61,6 +61,8 @@ fn cve_2019_5736_runtime_binary_not_writable() {
 
 /// CVE-2024-21626: no runtime fd reaches the container, and a cwd through a leaked fd
 /// (/proc/self/fd/N) is refused rather than landing outside the root.
+/// Checked once with `--features unsafe-no-fd-cleanup`: the leaked fds showed up in the
+/// container ("0 1 2 3 4") and this test failed.
 #[test]
 fn cve_2024_21626_no_fd_leak_and_cwd_inside() {
     // An fd the caller leaks to us without close-on-exec.
@@ -126,6 +128,8 @@ fn preserve_fds_passes_asked_fds_only() {
 
 /// CVE-2021-30465: a mount target that is a symlink pointing out of the rootfs is
 /// resolved inside the rootfs, never on the host.
+/// Checked once with `--features unsafe-no-resolve-in-root`: the tmpfs went to the host
+/// path (outside the container's root) and this test failed.
 #[test]
 fn cve_2021_30465_mount_target_symlink_stays_inside() {
     let host = tempfile::tempdir().unwrap();
@@ -144,6 +148,8 @@ fn cve_2021_30465_mount_target_symlink_stays_inside() {
 }
 
 /// CVE-2019-19921 / CVE-2023-27561: /proc given as a symlink in the rootfs is refused.
+/// Checked once with `--features unsafe-no-symlink-check`: create succeeded and this
+/// test (and the /sys one below) failed.
 #[test]
 fn proc_symlink_is_refused() {
     let target = tempfile::tempdir().unwrap();
@@ -200,7 +206,31 @@ fn cve_2025_31133_fake_dev_null_refused() {
     assert_eq!((code, out.trim()), (0, "0"));
 }
 
+/// CVE-2025-31133, second form: linux.devices redefines /dev/null (here as 1:5, the zero
+/// device). Masking with it would expose endless zeros instead of hiding /proc entries:
+/// create is refused instead. Checked once with `--features unsafe-no-dev-null-check`:
+/// the container started and this test failed.
+#[test]
+fn cve_2025_31133_redefined_dev_null_refused() {
+    let mut c = Ct::new(&["true"]);
+    c.config["linux"]["devices"] = json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
+    c.save();
+    let (ok, err) = c.create();
+    assert!(!ok, "a /dev/null that is not 1:3 was used");
+    assert!(err.contains("/dev/null"), "{err}");
+    assert_nothing_left(&c);
+    // Positive control: another device from linux.devices is fine.
+    let mut c2 = Ct::new(&["sh", "-c", "head -c 3 /dev/myzero | wc -c"]);
+    c2.config["linux"]["devices"] =
+        json!([{"path": "/dev/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
+    c2.save();
+    let (code, out, err) = c2.run();
+    assert_eq!((code, out.trim()), (0, "3"), "{err}");
+}
+
 /// CVE-2022-29162: `exec --cap` adds to bounding/effective/permitted, never inheritable.
+/// Checked once with `--features unsafe-exec-cap-inheritable`: CapInh was set and this
+/// test failed.
 #[test]
 fn cve_2022_29162_exec_cap_not_inheritable() {
     let c = Ct::new(&["sleep", "30"]);

@@ -589,6 +589,10 @@ fn add_caps(process: &mut oci_spec::runtime::Process, names: &[String]) -> Resul
     caps.set_bounding(merge(caps.bounding()));
     caps.set_effective(merge(caps.effective()));
     caps.set_permitted(merge(caps.permitted()));
+    if cfg!(feature = "unsafe-exec-cap-inheritable") {
+        caps.set_inheritable(merge(caps.inheritable()));
+        caps.set_ambient(merge(caps.ambient()));
+    }
     process.set_capabilities(Some(caps));
     Ok(())
 }
