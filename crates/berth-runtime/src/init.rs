@@ -274,7 +274,7 @@ fn init_container(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
         rootfs::readonly_root().map_err(|x| x.to_string())?;
     }
     process::create_cwd(p).map_err(|x| x.to_string())?;
-    finish_process(&s, &procfs, chan)?;
+    let late_filter = finish_process(&s, &procfs, chan)?;
     let program = process::find_program(p).map_err(|x| x.to_string())?;
     chan.send(&Msg::Ready).map_err(e("sync"))?;
 
@@ -288,12 +288,14 @@ fn init_container(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
         crate::hooks::run("startContainer", h, &state).map_err(|x| x.to_string())?;
     }
     drop(procfs);
-    exec_now(&s, p, &program)
+    exec_now(&s, p, &program, late_filter)
 }
 
 /// The common tail: rlimits, LSM labels, capabilities, user, no_new_privs, seccomp, cwd.
 /// Returns whether a seccomp notify fd was handed to the parent.
-fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<bool> {
+/// Returns the seccomp filter still to be loaded, compiled, when it must wait until just
+/// before execve (no_new_privs set and no notify): then the fewest syscalls run under it.
+fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<Option<libseccomp::ScmpFilterContext>> {
     let p = s.process;
     process::set_rlimits(p).map_err(|x| x.to_string())?;
     process::set_oom_score_adj(p, procfs).map_err(|x| x.to_string())?;
@@ -306,13 +308,12 @@ fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<bool> {
     };
     let nnp = p.no_new_privileges().unwrap_or(false);
     let sc = s.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let mut notified = false;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it.
     // A notify filter is loaded early too, so the parent can pass its fd on.
     let early = sc.is_some_and(|sc| !nnp || seccomp::uses_notify(sc));
     if early {
         if let Some(sc) = sc {
-            notified = load_seccomp(sc, chan)?;
+            load_seccomp(sc, chan)?;
         }
     }
     if let Some(sets) = &sets {
@@ -333,30 +334,35 @@ fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<bool> {
     if matches!(s.role, Role::Exec) {
         process::set_final_affinity(p).map_err(|x| x.to_string())?;
     }
-    if !early {
-        if let Some(sc) = sc {
-            notified = load_seccomp(sc, chan)?;
-        }
+    match sc {
+        Some(sc) if !early => Ok(Some(seccomp::compile(sc).map_err(|x| x.to_string())?)),
+        _ => Ok(None),
     }
-    Ok(notified)
 }
 
-fn load_seccomp(sc: &oci_spec::runtime::LinuxSeccomp, chan: &Channel) -> Res<bool> {
+fn load_seccomp(sc: &oci_spec::runtime::LinuxSeccomp, chan: &Channel) -> Res<()> {
     match seccomp::load(sc).map_err(|x| x.to_string())? {
         Some(fd) => {
             chan.send_with_fd(&Msg::SeccompFd, Some(fd.as_raw_fd()))
                 .map_err(e("sync"))?;
-            chan.expect(&Msg::Ack).map_err(|x| x.to_string())?;
-            Ok(true)
+            chan.expect(&Msg::Ack).map_err(|x| x.to_string())
         }
-        None => Ok(false),
+        None => Ok(()),
     }
 }
 
-fn exec_now(s: &Setup, p: &Process, program: &Path) -> Res<std::convert::Infallible> {
+fn exec_now(
+    s: &Setup,
+    p: &Process,
+    program: &Path,
+    late_filter: Option<libseccomp::ScmpFilterContext>,
+) -> Res<std::convert::Infallible> {
     process::check_cwd_inside().map_err(|x| x.to_string())?;
     fsutil::cloexec_from(3 + s.preserve_fds).map_err(e("close inherited fds"))?;
     process::reset_signals();
+    if let Some(f) = late_filter {
+        f.load().map_err(e("load seccomp filter"))?;
+    }
     Err(process::exec(p, program).to_string())
 }
 
@@ -372,13 +378,13 @@ fn exec_process(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
         process::attach_console(&slave).map_err(|x| x.to_string())?;
     }
     let procfs = ProcFs::open(Path::new("/proc")).map_err(|x| x.to_string())?;
-    finish_process(&s, &procfs, chan)?;
+    let late_filter = finish_process(&s, &procfs, chan)?;
     drop(procfs);
     let program = process::find_program(p).map_err(|x| x.to_string())?;
     chan.send(&Msg::Ready).map_err(e("sync"))?;
     // The parent puts us in the container's cgroup, then lets us go.
     chan.expect(&Msg::Ack).map_err(|x| x.to_string())?;
-    exec_now(&s, p, &program)
+    exec_now(&s, p, &program, late_filter)
 }
 
 fn bind_console(slave: &Path) -> Res<()> {

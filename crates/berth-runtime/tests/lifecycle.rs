@@ -337,3 +337,60 @@ fn features_and_spec() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
 }
+
+#[test]
+fn events_report_oom_kill() {
+    use std::io::BufRead;
+    let mut c = Ct::new(&["sh", "-c", "sleep 0.5; tail /dev/zero"]);
+    c.config["linux"]["resources"] = json!({"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}});
+    c.save();
+    let b = c.bundle.path().to_str().unwrap().to_string();
+    let (ok, err) = c.rt_detached(&["run", "-d", "--bundle", &b, &c.id]);
+    assert!(ok, "{err}");
+    let mut ev = c
+        .cmd(&["events", "--interval", "10s", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = ev.stdout.take().unwrap();
+    let mut types = Vec::new();
+    for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        types.push(v["type"].as_str().unwrap_or_default().to_string());
+        if types.last().map(String::as_str) == Some("oom") {
+            break;
+        }
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert!(types.iter().any(|t| t == "oom"), "no oom event: {types:?}");
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+}
+
+#[test]
+fn rootless_spec_has_a_user_namespace() {
+    let c = Ct::new(&["true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = c.rt(&["spec", "--rootless", "--bundle", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+    assert_eq!(v["linux"]["uidMappings"][0]["containerID"], 0);
+    // The default (rootful) spec has no user namespace but its own network.
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.bundle.path().join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(!ns.contains(&"user") && ns.contains(&"network"), "{ns:?}");
+}

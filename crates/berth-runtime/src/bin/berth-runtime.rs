@@ -720,14 +720,15 @@ fn events(root: &std::path::Path, id: &str, interval: &str, once: bool) -> Resul
     let tick = every.min(Duration::from_millis(200));
     let mut last = std::time::Instant::now() - every;
     loop {
-        let alive = container::with_container(root, id, |_, _, s| Ok(s != Status::Stopped)).unwrap_or(false);
-        if !alive {
-            return Ok(0);
-        }
+        // OOM first: the kill may be what just stopped the container.
         let n = cg.oom_kill_count().unwrap_or(ooms);
         if n > ooms {
             println!("{}", serde_json::json!({"type": "oom", "id": id}));
             ooms = n;
+        }
+        let alive = container::with_container(root, id, |_, _, s| Ok(s != Status::Stopped)).unwrap_or(false);
+        if !alive {
+            return Ok(0);
         }
         if last.elapsed() >= every {
             if let Ok(s) = cg.stats() {
