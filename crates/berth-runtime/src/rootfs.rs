@@ -52,6 +52,8 @@ pub struct Rootfs {
     pub path: PathBuf,
     pub root: OwnedFd,
     pub in_userns: bool,
+    /// linux.mountLabel, where SELinux is enabled (it is ignored elsewhere, as runc does).
+    pub mount_label: Option<String>,
 }
 
 /// Step 1: make our mount tree private to us and the rootfs a mount point of its own.
@@ -82,10 +84,15 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<Rootfs> {
         Mode::empty(),
     )
     .map_err(merr("open rootfs", rootfs))?;
+    let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+    let mount_label = linux
+        .and_then(|l| l.mount_label().clone())
+        .filter(|l| selinux && !l.is_empty());
     Ok(Rootfs {
         path: rootfs.to_path_buf(),
         root,
         in_userns,
+        mount_label,
     })
 }
 
@@ -119,7 +126,17 @@ impl Rootfs {
             return self.bind(m, bundle, &opts);
         }
         let target = fsutil::mkdir_all_in_root(&self.root, dest, 0o755)?;
-        let data = opts.data.join(",");
+        let mut data = opts.data.join(",");
+        if let Some(label) = self
+            .mount_label
+            .as_deref()
+            .filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue"))
+        {
+            if !data.is_empty() {
+                data.push(',');
+            }
+            data.push_str(&format!("context=\"{label}\""));
+        }
         let src = m
             .source()
             .as_ref()
