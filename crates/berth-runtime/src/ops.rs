@@ -214,6 +214,8 @@ mod tests {
     #[test]
     fn features_document_shape() {
         let f = features();
+        // The spec's schema, as oci-spec models it, accepts the document.
+        serde_json::from_value::<oci_spec::runtime::Features>(f.clone()).unwrap();
         assert_eq!(f["ociVersionMax"], "1.2.0");
         assert!(f["linux"]["namespaces"].as_array().unwrap().len() == 8);
         assert!(f["linux"]["capabilities"]
