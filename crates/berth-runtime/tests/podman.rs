@@ -149,7 +149,22 @@ impl Drop for Podman {
         kill_pids(&pids_mentioning(&format!("{}/", self.dir.path().display())));
         berth_delete_all(&self.rt_bin, &self.rt_root);
         unmount_under(self.dir.path());
+        // Podman's cgroupfs parent: rmdir only succeeds once it is empty, so a test still
+        // running beside us keeps it, and the last one out removes it.
+        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            remove_empty_cgroups(&h.path().join("libpod_parent"));
+        }
     }
+}
+
+/// rmdir a cgroup tree leaf-first; busy (non-empty) cgroups stay.
+fn remove_empty_cgroups(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_cgroups(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 #[test]
