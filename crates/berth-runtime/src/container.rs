@@ -218,6 +218,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
         console,
         preserve_fds: o.preserve_fds,
         close_fds: vec![dir.lock_fd()],
+        in_cgroup: false,
         role: Role::Init {
             bundle: &bundle,
             rootfs: &rootfs,
@@ -274,8 +275,29 @@ where
     let id = setup.id.to_string();
     let (parent, child) = channel::pair().map_err(|e| cerr(&id, e))?;
     let new_user = setup.plan.new_user;
-    // SAFETY: the runtime is single-threaded when it forks; the child only runs stage 1.
-    let stage1 = match unsafe { nix::unistd::fork() }.map_err(|e| cerr(&id, format!("fork: {e}")))? {
+    // On a pure v2 host a new container's setup process is born in its cgroup
+    // (CLONE_INTO_CGROUP): moving it there afterwards would cost a cgroup migration.
+    let mut setup = setup;
+    let born_in = match (&setup.role, setup.cgroup.mode(), setup.cgroup.unified_path()) {
+        (Role::Init { .. }, berth_cgroups::Mode::Unified, Some(dir)) => std::fs::File::open(dir).ok(),
+        _ => None,
+    };
+    let forked = match &born_in {
+        Some(cg) => match fork_into_cgroup(cg) {
+            Ok(r) => {
+                setup.in_cgroup = true;
+                Ok(r)
+            }
+            Err(e) => {
+                crate::log::debug(&format!(
+                    "clone3(CLONE_INTO_CGROUP) failed ({e}); fork and join instead"
+                ));
+                plain_fork()
+            }
+        },
+        None => plain_fork(),
+    };
+    let stage1 = match forked.map_err(|e| cerr(&id, format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(parent);
             init::stage1(setup, child)
@@ -323,6 +345,53 @@ where
             }
             other => extra(other, init_pid, &parent)?,
         }
+    }
+}
+
+fn plain_fork() -> nix::Result<ForkResult> {
+    // SAFETY: the runtime is single-threaded when it forks; the child only runs stage 1.
+    unsafe { nix::unistd::fork() }
+}
+
+/// fork(), with the child placed in the cgroup v2 directory `cg` (clone3 CLONE_INTO_CGROUP).
+fn fork_into_cgroup(cg: &std::fs::File) -> nix::Result<ForkResult> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cg.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without a new stack behaves like fork(); the runtime is single-threaded
+    // here and the child only runs stage 1.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(nix::Error::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
     }
 }
 
@@ -629,6 +698,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         console,
         preserve_fds: o.preserve_fds,
         close_fds: vec![],
+        in_cgroup: false,
         role: Role::Exec,
     };
     let mut rb = Rollback {
@@ -672,4 +742,54 @@ pub fn list(root: &Path) -> Vec<(State, Status)> {
             Some((st, status))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CLONE_INTO_CGROUP puts the child straight into the given cgroup v2 directory (the
+    /// hybrid host's cgroup2 mount works for this too); the parent stays where it was.
+    #[test]
+    fn fork_into_cgroup_places_the_child() {
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        let base = if unified.join("cgroup.procs").exists() {
+            unified
+        } else {
+            Path::new("/sys/fs/cgroup")
+        };
+        let name = format!("berth-test-clone3-{}", std::process::id());
+        let dir = base.join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        let cg = std::fs::File::open(&dir).unwrap();
+        let r = fork_into_cgroup(&cg);
+        if let Ok(ForkResult::Child) = r {
+            // Only raw syscalls in the child of a multi-threaded test process.
+            let mut buf = [0u8; 4096];
+            // SAFETY: open/read/close on a NUL-terminated literal path and a stack buffer.
+            let n = unsafe {
+                let fd = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fd);
+                n
+            };
+            let text = &buf[..n.max(0) as usize];
+            let want = format!("0::/{name}\n");
+            let ok = text.windows(want.len()).any(|w| w == want.as_bytes());
+            // SAFETY: leave the forked child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let res = match r {
+            Ok(ForkResult::Parent { child }) => waitpid(child, None),
+            _ => Err(nix::Error::EINVAL),
+        };
+        let _ = std::fs::remove_dir(&dir);
+        match res {
+            Ok(WaitStatus::Exited(_, code)) => assert_eq!(code, 0, "child not in {name}"),
+            other => panic!("clone3 into cgroup: {other:?} (fork result {r:?})"),
+        }
+        // Positive control: we, the parent, are not in that cgroup.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        assert!(!own.contains(&name));
+    }
 }
