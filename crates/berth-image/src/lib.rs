@@ -13,9 +13,25 @@
 //!   layer's diffID. Uses `digest`.
 //! - [`snapshots`]: chainIDs, the record of complete layer snapshots (kept in a redb
 //!   database) and overlay `lowerdir=` strings. Uses `digest` and `unpack`.
+//! - [`manifest`]: OCI and Docker schema2 manifests, indexes / manifest lists and image
+//!   configs (size-limited, validated; schema1 refused), media types, platform matching.
+//!   Uses `digest`.
+//! - [`images`]: the image store (`ImageStore`) owning the blob store, snapshots and a
+//!   redb database of image names and container rootfs records; resolution, tag/remove
+//!   with reachability-based cleanup, `prepare_rootfs`. Uses all of the above.
+//! - [`archive`]: `import` of rootfs tarballs, `save`/`load` of OCI-layout +
+//!   docker-archive tar streams. Uses all of the above.
+//! - [`registry`]: the OCI distribution-spec client: endpoints, anonymous/basic/bearer
+//!   auth (and `~/.docker/config.json`), pull into the blob store (parallel, one download
+//!   per digest, platform choice), push (skip existing, cross-repo mount, chunked).
+//!   Uses `digest`, `reference` and `store`.
 
+pub mod archive;
 pub mod digest;
+pub mod images;
+pub mod manifest;
 pub mod reference;
+pub mod registry;
 pub mod snapshots;
 pub mod store;
 pub mod unpack;

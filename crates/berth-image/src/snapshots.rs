@@ -222,6 +222,34 @@ impl Snapshots {
         Ok(dirs.join(":"))
     }
 
+    /// Remove snapshot `chain_id`; false if it did not exist. The record goes first (in
+    /// one transaction), then the directory: a crash in between leaves an unrecorded
+    /// directory, which the next `open` removes. Callers must know no image or
+    /// container still uses it (a child snapshot does not stop removal of its parent).
+    pub fn remove(&self, chain_id: &Digest) -> Result<bool> {
+        let key = chain_id.to_string();
+        let tx = self.db.begin_write().map_err(db_err("begin write"))?;
+        let existed = {
+            let mut table = tx.open_table(SNAPSHOTS).map_err(db_err("open table"))?;
+            let removed = table.remove(key.as_str()).map_err(db_err("remove record"))?;
+            removed.is_some()
+        };
+        tx.commit().map_err(db_err("commit"))?;
+        let path = self.path(chain_id);
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SnapshotError::Io {
+                    op: "remove snapshot",
+                    path,
+                    source,
+                })
+            }
+        }
+        Ok(existed)
+    }
+
     /// Remove snapshot directories with no committed record (crash leftovers).
     fn remove_unrecorded(&self) -> Result<()> {
         let dir = self.dir();

@@ -1,0 +1,597 @@
+//! [`Client`]: configuration, endpoint resolution and the authenticated request loop
+//! (anonymous, basic, or bearer tokens obtained from the registry's challenge).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ureq::http::Response;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::{Body, SendBody};
+
+use super::auth::{self, lock, AuthState, Challenge, Credentials};
+use super::error::{RegistryError, Result};
+use crate::digest::Digest;
+
+const DEFAULT_UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
+const ERROR_BODY_LIMIT: u64 = 8 * 1024;
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    insecure: Vec<String>,
+    credentials: HashMap<String, Credentials>,
+    docker_config: Option<PathBuf>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    read_timeout: Duration,
+    parallel: usize,
+    upload_chunk: u64,
+    user_agent: String,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            insecure: Vec::new(),
+            credentials: HashMap::new(),
+            docker_config: auth::default_docker_config_path(),
+            connect_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            parallel: 3,
+            upload_chunk: DEFAULT_UPLOAD_CHUNK,
+            user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Talk plain HTTP to `registry` (`host[:port]`, as in image references). Loopback
+    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) always are.
+    pub fn insecure(mut self, registry: impl Into<String>) -> Self {
+        self.insecure.push(registry.into());
+        self
+    }
+
+    /// Credentials for `registry` (`docker.io`, `host:port`), taking precedence over
+    /// the Docker config file.
+    pub fn credentials(mut self, registry: &str, credentials: Credentials) -> Self {
+        self.credentials
+            .insert(auth::normalize_registry_key(registry), credentials);
+        self
+    }
+
+    /// Docker `config.json` to read `auths` from (default `~/.docker/config.json`);
+    /// `None` reads none.
+    pub fn docker_config(mut self, path: Option<PathBuf>) -> Self {
+        self.docker_config = path;
+        self
+    }
+
+    /// Time allowed to open a connection (TLS handshake included). Default 30 s.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Time allowed from sending a request to receiving the response headers. Default 60 s.
+    pub fn response_timeout(mut self, t: Duration) -> Self {
+        self.response_timeout = t;
+        self
+    }
+
+    /// Longest a single read or write may stall (a large layer may take any time as long
+    /// as bytes keep flowing). Default 60 s.
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = t;
+        self
+    }
+
+    /// How many blobs a pull downloads at once. Default 3 (as Docker).
+    pub fn parallel_downloads(mut self, n: usize) -> Self {
+        self.parallel = n.max(1);
+        self
+    }
+
+    /// Blobs larger than this are uploaded in `PATCH` chunks of this size; smaller ones
+    /// with one `PUT`. Default 16 MiB.
+    pub fn upload_chunk_size(mut self, bytes: u64) -> Self {
+        self.upload_chunk = bytes.max(1);
+        self
+    }
+
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    pub fn build(self) -> Result<Client> {
+        let mut credentials = match &self.docker_config {
+            Some(path) => auth::load_docker_config(path)?,
+            None => HashMap::new(),
+        };
+        credentials.extend(self.credentials);
+        // System roots, so that a host's own CAs work; per-registry CAs
+        // (/etc/docker/certs.d/<host>/ca.crt) would extend this list. Unreadable
+        // system certificates are skipped, as every TLS client does.
+        let native = rustls_native_certs::load_native_certs();
+        let roots: Vec<Certificate<'static>> = native
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        let roots = if roots.is_empty() {
+            RootCerts::WebPki
+        } else {
+            RootCerts::from(roots)
+        };
+        let builder = || {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .user_agent(self.user_agent.as_str())
+                .timeout_connect(Some(self.connect_timeout))
+                .timeout_recv_response(Some(self.response_timeout))
+                .timeout_per_read(Some(self.read_timeout))
+                .timeout_per_write(Some(self.read_timeout))
+                .tls_config(TlsConfig::builder().root_certs(roots.clone()).build())
+        };
+        // Proxies come from HTTP(S)_PROXY / NO_PROXY, as for Docker; like Go's
+        // ProxyFromEnvironment, loopback registries are never proxied.
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(builder().build()),
+            direct: ureq::Agent::new_with_config(builder().proxy(None).build()),
+            insecure: self.insecure,
+            credentials,
+            auth: AuthState::default(),
+            inflight: Mutex::new(HashSet::new()),
+            inflight_done: Condvar::new(),
+            sources: Mutex::new(HashMap::new()),
+            parallel: self.parallel,
+            upload_chunk: self.upload_chunk,
+        })
+    }
+}
+
+/// Where a registry is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The registry as named in references (`docker.io`, `localhost:5000`).
+    pub registry: String,
+    /// `https://registry-1.docker.io`, `http://localhost:5000`.
+    pub base_url: String,
+}
+
+/// One repository of one registry: what every request is about.
+#[derive(Debug, Clone)]
+pub(crate) struct Repo {
+    pub registry: String,
+    pub name: String,
+    pub base_url: String,
+}
+
+impl Repo {
+    pub fn url(&self, rest: &str) -> String {
+        format!("{}/v2/{}/{rest}", self.base_url, self.name)
+    }
+
+    /// Resolve an upload `Location` (absolute, or relative to the registry).
+    pub fn resolve(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base_url)
+        } else {
+            format!("{}/{location}", self.base_url)
+        }
+    }
+}
+
+/// The access a request needs, which decides the token scope.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Access<'a> {
+    Pull,
+    Push { mount_from: Option<&'a str> },
+}
+
+impl Access<'_> {
+    fn scopes(&self, name: &str) -> Vec<String> {
+        match self {
+            Access::Pull => vec![format!("repository:{name}:pull")],
+            Access::Push { mount_from } => {
+                let mut v = vec![format!("repository:{name}:pull,push")];
+                v.extend(mount_from.map(|from| format!("repository:{from}:pull")));
+                v
+            }
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push { .. } => "push",
+        }
+    }
+}
+
+/// A request body.
+pub(crate) enum Payload<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// A stream of exactly this many bytes (sent with `Content-Length`).
+    Stream(&'a mut dyn Read, u64),
+}
+
+impl Payload<'_> {
+    fn replayable(&self) -> bool {
+        !matches!(self, Payload::Stream(..))
+    }
+}
+
+/// A registry client. Cheap to share between threads (`&Client` is all pulls and pushes
+/// need); it caches tokens, challenges and which repository each blob was seen in.
+pub struct Client {
+    agent: ureq::Agent,
+    /// The same configuration without a proxy, for loopback hosts.
+    direct: ureq::Agent,
+    insecure: Vec<String>,
+    credentials: HashMap<String, Credentials>,
+    auth: AuthState,
+    inflight: Mutex<HashSet<Digest>>,
+    inflight_done: Condvar,
+    sources: Mutex<HashMap<(String, Digest), String>>,
+    pub(crate) parallel: usize,
+    pub(crate) upload_chunk: u64,
+}
+
+impl Client {
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client with the default configuration (`~/.docker/config.json` credentials).
+    pub fn new() -> Result<Client> {
+        ClientBuilder::default().build()
+    }
+
+    /// Where `registry` is reached, as Docker does: Docker Hub (`docker.io`) is
+    /// `https://registry-1.docker.io`; loopback hosts and the `insecure` list use plain
+    /// HTTP; everything else HTTPS.
+    pub fn endpoint(&self, registry: &str) -> Endpoint {
+        let host = match registry {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            other => other,
+        };
+        let plain = is_loopback(registry) || self.insecure.iter().any(|r| r == registry);
+        let scheme = if plain { "http" } else { "https" };
+        Endpoint {
+            registry: registry.to_string(),
+            base_url: format!("{scheme}://{host}"),
+        }
+    }
+
+    pub(crate) fn repo(&self, registry: &str, name: &str) -> Repo {
+        let ep = self.endpoint(registry);
+        Repo {
+            registry: ep.registry,
+            name: name.to_string(),
+            base_url: ep.base_url,
+        }
+    }
+
+    /// Remember that `digest` exists in `repo` (a later push elsewhere may mount it).
+    pub(crate) fn record_source(&self, repo: &Repo, digest: &Digest) {
+        lock(&self.sources).insert((repo.registry.clone(), digest.clone()), repo.name.clone());
+    }
+
+    pub(crate) fn known_source(&self, repo: &Repo, digest: &Digest) -> Option<String> {
+        lock(&self.sources)
+            .get(&(repo.registry.clone(), digest.clone()))
+            .filter(|name| **name != repo.name)
+            .cloned()
+    }
+
+    /// Wait until no other thread of this client works on `digest`, then claim it until
+    /// the guard drops: concurrent requests for one blob fetch it once.
+    pub(crate) fn claim(&self, digest: &Digest) -> Claim<'_> {
+        let mut set = lock(&self.inflight);
+        while set.contains(digest) {
+            set = self
+                .inflight_done
+                .wait(set)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        set.insert(digest.clone());
+        Claim {
+            client: self,
+            digest: digest.clone(),
+        }
+    }
+
+    /// Send a request, authenticating as the registry asks: on a 401 the challenge is
+    /// remembered and the request retried once with basic credentials or a bearer token
+    /// for `access` (streamed bodies cannot be replayed, so they are sent only after an
+    /// earlier request of the same operation has settled authentication).
+    pub(crate) fn send(
+        &self,
+        repo: &Repo,
+        access: Access<'_>,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, String)],
+        mut payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        let scope = access.scopes(&repo.name).join(" ");
+        let mut retried = false;
+        loop {
+            let authorization = self.authorization(repo, access, &scope)?;
+            let resp = self.raw(method, url, headers, authorization.as_deref(), &mut payload)?;
+            let status = resp.status().as_u16();
+            if status == 401 && !retried && payload.replayable() {
+                let challenge = resp
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(auth::parse_challenge);
+                if let Some(challenge) = challenge {
+                    let retry = match &challenge {
+                        Challenge::Basic => self.credentials.contains_key(&repo.registry),
+                        Challenge::Bearer { .. } => true,
+                    };
+                    self.auth.forget_token(&repo.registry, &scope);
+                    self.auth.set_challenge(&repo.registry, challenge);
+                    if retry {
+                        retried = true;
+                        continue;
+                    }
+                }
+            }
+            if status == 401 || status == 403 {
+                let detail = error_detail(resp);
+                return Err(RegistryError::Denied {
+                    registry: repo.registry.clone(),
+                    repository: repo.name.clone(),
+                    action: access.action().to_string(),
+                    status,
+                    detail,
+                });
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The `Authorization` header for a request, fetching a token if the registry wants one.
+    fn authorization(&self, repo: &Repo, access: Access<'_>, scope: &str) -> Result<Option<String>> {
+        let creds = self.credentials.get(&repo.registry);
+        match self.auth.challenge(&repo.registry) {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(creds.map(Credentials::basic_header)),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                if let Some(token) = self.auth.token(&repo.registry, scope) {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let mut url = realm.clone();
+                url.push(if realm.contains('?') { '&' } else { '?' });
+                let mut params: Vec<String> = service.iter().map(|s| format!("service={}", encode(s))).collect();
+                params.extend(access.scopes(&repo.name).iter().map(|s| format!("scope={}", encode(s))));
+                url.push_str(&params.join("&"));
+                let token_err = |reason: String| RegistryError::Token {
+                    registry: repo.registry.clone(),
+                    realm: realm.clone(),
+                    reason,
+                };
+                let basic = creds.map(Credentials::basic_header);
+                let resp = self.raw("GET", &url, &[], basic.as_deref(), &mut Payload::Empty)?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    let who = if creds.is_some() {
+                        "credentials"
+                    } else {
+                        "anonymous access"
+                    };
+                    return Err(token_err(format!("HTTP {status} for {who}{}", error_detail(resp))));
+                }
+                let body = read_limited(resp, 1024 * 1024).map_err(|e| token_err(format!("reading response: {e}")))?;
+                let (token, lifetime) = auth::parse_token_response(&body).map_err(token_err)?;
+                self.auth.set_token(&repo.registry, scope, token.clone(), lifetime);
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    fn raw(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, String)],
+        authorization: Option<&str>,
+        payload: &mut Payload<'_>,
+    ) -> Result<Response<Body>> {
+        let transport = |source: ureq::Error| transport_error(method, url, source);
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, v.as_str());
+        }
+        if let Some(a) = authorization {
+            builder = builder.header("Authorization", a);
+        }
+        let run = |builder: ureq::http::request::Builder, body: SendBody<'_>| {
+            let request = builder.body(body).map_err(|e| transport(ureq::Error::from(e)))?;
+            let host = url
+                .split_once("://")
+                .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
+            let agent = if is_loopback(host) { &self.direct } else { &self.agent };
+            agent.run(request).map_err(transport)
+        };
+        match payload {
+            Payload::Empty if matches!(method, "GET" | "HEAD" | "DELETE") => run(builder, SendBody::none()),
+            Payload::Empty => run(builder.header("Content-Length", "0"), SendBody::none()),
+            Payload::Bytes(b) => {
+                let mut slice: &[u8] = b;
+                let builder = builder.header("Content-Length", slice.len().to_string());
+                run(builder, SendBody::from_reader(&mut slice))
+            }
+            Payload::Stream(reader, len) => {
+                let builder = builder.header("Content-Length", len.to_string());
+                run(builder, SendBody::from_reader(&mut **reader))
+            }
+        }
+    }
+
+    /// The error for an unexpected response status (its OCI error codes included).
+    pub(crate) fn status_error(&self, repo: &Repo, method: &str, url: &str, resp: Response<Body>) -> RegistryError {
+        let status = resp.status().as_u16();
+        RegistryError::Status {
+            registry: repo.registry.clone(),
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            detail: error_detail(resp),
+        }
+    }
+}
+
+/// A claim on one digest, released on drop (see [`Client::claim`]).
+pub(crate) struct Claim<'a> {
+    client: &'a Client,
+    digest: Digest,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        lock(&self.client.inflight).remove(&self.digest);
+        self.client.inflight_done.notify_all();
+    }
+}
+
+pub(crate) fn transport_error(method: &str, url: &str, source: ureq::Error) -> RegistryError {
+    let timed_out = match &source {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
+    };
+    if timed_out {
+        RegistryError::Timeout {
+            method: method.to_string(),
+            url: url.to_string(),
+            what: source.to_string(),
+        }
+    } else {
+        RegistryError::Transport {
+            method: method.to_string(),
+            url: url.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Read at most `limit` bytes of a body; more is an error.
+pub(crate) fn read_limited(resp: Response<Body>, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    resp.into_body().into_reader().take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("body is larger than {limit} bytes")));
+    }
+    Ok(out)
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `": CODE message; ..."` from an OCI error body, or a short excerpt of any other body.
+fn error_detail(resp: Response<Body>) -> String {
+    let mut buf = Vec::new();
+    if resp
+        .into_body()
+        .into_reader()
+        .take(ERROR_BODY_LIMIT)
+        .read_to_end(&mut buf)
+        .is_err()
+    {
+        return String::new();
+    }
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(&buf) {
+        if !body.errors.is_empty() {
+            let parts: Vec<String> = body
+                .errors
+                .iter()
+                .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+                .collect();
+            return format!(": {}", parts.join("; "));
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", text.chars().take(200).collect::<String>())
+    }
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Percent-encode a query parameter value.
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client::builder()
+            .docker_config(None)
+            .insecure("reg.internal:5000")
+            .build()
+            .expect("client")
+    }
+
+    #[test]
+    fn endpoints_follow_docker() {
+        let c = client();
+        assert_eq!(c.endpoint("docker.io").base_url, "https://registry-1.docker.io");
+        assert_eq!(c.endpoint("localhost:5000").base_url, "http://localhost:5000");
+        assert_eq!(c.endpoint("localhost").base_url, "http://localhost");
+        assert_eq!(c.endpoint("127.0.0.1:8080").base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.endpoint("[::1]:5000").base_url, "http://[::1]:5000");
+        assert_eq!(c.endpoint("reg.internal:5000").base_url, "http://reg.internal:5000");
+        assert_eq!(c.endpoint("reg.internal").base_url, "https://reg.internal");
+        assert_eq!(c.endpoint("quay.io").base_url, "https://quay.io");
+    }
+
+    #[test]
+    fn encodes_scopes() {
+        assert_eq!(encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+    }
+}
