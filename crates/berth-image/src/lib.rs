@@ -21,9 +21,11 @@
 //!   with reachability-based cleanup, `prepare_rootfs`. Uses all of the above.
 //! - [`archive`]: `import` of rootfs tarballs, `save`/`load` of OCI-layout +
 //!   docker-archive tar streams. Uses all of the above.
-//! - [`registry`]: the OCI distribution-spec client: endpoints, anonymous/basic/bearer
-//!   auth (and `~/.docker/config.json`), pull into the blob store (parallel, one download
-//!   per digest, platform choice), push (skip existing, cross-repo mount, chunked).
+//! - [`registry`]: the OCI distribution-spec client: endpoints, TLS with per-registry CAs
+//!   and client certificates from `certs.d`, anonymous/basic/bearer auth, credentials from
+//!   `~/.docker/config.json` (`auths`, `credsStore`/`credHelpers` helpers, identity
+//!   tokens) and `login`/`logout` writing there, pull into the blob store (parallel, one
+//!   download per digest, platform choice), push (skip existing, cross-repo mount, chunked).
 //!   Uses `digest`, `reference` and `store`.
 
 pub mod archive;

@@ -26,6 +26,12 @@ impl Credentials {
         }
     }
 
+    /// Whether this is an identity token (user name `<token>`, the password being an
+    /// OAuth refresh token) rather than a user name and password.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == super::credentials::IDENTITY_TOKEN_USERNAME
+    }
+
     /// The value of an `Authorization: Basic ...` header.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
@@ -68,6 +74,32 @@ pub fn default_docker_config_path() -> Option<PathBuf> {
 struct DockerConfigFile {
     #[serde(default)]
     auths: HashMap<String, DockerAuthEntry>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+}
+
+/// What a Docker `config.json` says about credentials.
+#[derive(Debug, Clone, Default)]
+pub struct DockerConfig {
+    /// `auths` entries per registry host (an `identitytoken` entry as user `<token>`).
+    pub auths: HashMap<String, Credentials>,
+    /// `credsStore`: the helper for every registry without a `credHelpers` entry.
+    pub creds_store: Option<String>,
+    /// `credHelpers`: the helper per registry host.
+    pub cred_helpers: HashMap<String, String>,
+}
+
+impl DockerConfig {
+    /// The name of the credential helper for `registry`, if the config names one.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.cred_helpers
+            .get(&normalize_registry_key(registry))
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -78,27 +110,36 @@ struct DockerAuthEntry {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
 }
 
 /// Credentials per registry host from a Docker `config.json`'s `auths` (the base64
-/// `auth` field, or `username`/`password`). A missing file is no credentials.
-///
-/// TODO: `credsStore` / `credHelpers` (external `docker-credential-*` helpers) and
-/// `identitytoken` (OAuth refresh tokens) are not supported yet.
+/// `auth` field, or `username`/`password`). A missing file is no credentials. Helpers
+/// (`credsStore`, `credHelpers`) are in [`read_docker_config`]'s answer.
 pub fn load_docker_config(path: &Path) -> Result<HashMap<String, Credentials>> {
+    Ok(read_docker_config(path)?.auths)
+}
+
+/// Everything a Docker `config.json` says about credentials: `auths` (the base64 `auth`
+/// field, `username`/`password`, or an `identitytoken`), `credsStore` and
+/// `credHelpers`. A missing file is an empty config.
+pub fn read_docker_config(path: &Path) -> Result<DockerConfig> {
     let bad = |reason: String| RegistryError::DockerConfig {
         path: path.to_path_buf(),
         reason,
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DockerConfig::default()),
         Err(e) => return Err(bad(format!("reading: {e}"))),
     };
     let file: DockerConfigFile = serde_json::from_str(&text).map_err(|e| bad(format!("parsing: {e}")))?;
     let mut out = HashMap::new();
     for (key, entry) in file.auths {
-        let creds = if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
+        let creds = if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
+            Credentials::new(super::credentials::IDENTITY_TOKEN_USERNAME, token)
+        } else if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
                 .map_err(|e| bad(format!("auths[{key:?}].auth is not base64: {e}")))?;
@@ -114,7 +155,15 @@ pub fn load_docker_config(path: &Path) -> Result<HashMap<String, Credentials>> {
         };
         out.insert(normalize_registry_key(&key), creds);
     }
-    Ok(out)
+    Ok(DockerConfig {
+        auths: out,
+        creds_store: file.creds_store,
+        cred_helpers: file
+            .cred_helpers
+            .into_iter()
+            .map(|(k, v)| (normalize_registry_key(&k), v))
+            .collect(),
+    })
 }
 
 /// One parsed `WWW-Authenticate` challenge.

@@ -4,20 +4,23 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use ureq::http::Response;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 use ureq::{Body, SendBody};
 
-use super::auth::{self, lock, AuthState, Challenge, Credentials};
+use super::auth::{self, lock, AuthState, Challenge, Credentials, DockerConfig};
+use super::credentials::CredentialHelper;
 use super::error::{RegistryError, Result};
 use crate::digest::Digest;
 
 const DEFAULT_UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
 const ERROR_BODY_LIMIT: u64 = 8 * 1024;
+/// Where Docker reads per-registry CAs and client certificates.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct ClientBuilder {
     insecure: Vec<String>,
     credentials: HashMap<String, Credentials>,
     docker_config: Option<PathBuf>,
+    credential_helper_dir: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
     connect_timeout: Duration,
     response_timeout: Duration,
     read_timeout: Duration,
@@ -39,6 +44,8 @@ impl Default for ClientBuilder {
             insecure: Vec::new(),
             credentials: HashMap::new(),
             docker_config: auth::default_docker_config_path(),
+            credential_helper_dir: None,
+            certs_dir: Some(PathBuf::from(DEFAULT_CERTS_DIR)),
             connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
@@ -69,6 +76,23 @@ impl ClientBuilder {
     /// `None` reads none.
     pub fn docker_config(mut self, path: Option<PathBuf>) -> Self {
         self.docker_config = path;
+        self
+    }
+
+    /// The directory `docker-credential-<name>` helpers (named by the Docker config's
+    /// `credsStore` / `credHelpers`) are run from; `None` (the default) finds them on `PATH`.
+    pub fn credential_helper_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.credential_helper_dir = dir;
+        self
+    }
+
+    /// Docker's per-registry certificates directory (default `/etc/docker/certs.d`;
+    /// `None` reads none). For a registry `host[:port]`, `<dir>/<host[:port]>/` holds
+    /// `*.crt` CA certificates (trusted besides the system roots) and `<name>.cert` +
+    /// `<name>.key` client certificate pairs, as Docker reads them. A registry with such
+    /// a directory is reached over HTTPS even on a loopback address.
+    pub fn certs_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.certs_dir = dir;
         self
     }
 
@@ -110,42 +134,39 @@ impl ClientBuilder {
     }
 
     pub fn build(self) -> Result<Client> {
-        let mut credentials = match &self.docker_config {
-            Some(path) => auth::load_docker_config(path)?,
-            None => HashMap::new(),
+        let docker_config = match &self.docker_config {
+            Some(path) => auth::read_docker_config(path)?,
+            None => DockerConfig::default(),
         };
-        credentials.extend(self.credentials);
-        // System roots, so that a host's own CAs work; per-registry CAs
-        // (/etc/docker/certs.d/<host>/ca.crt) would extend this list. Unreadable
-        // system certificates are skipped, as every TLS client does.
+        // System roots, so that a host's own CAs work; per-registry CAs from the certs
+        // directory extend them (see `agent_for`). Unreadable system certificates are
+        // skipped, as every TLS client does.
         let native = rustls_native_certs::load_native_certs();
-        let roots: Vec<Certificate<'static>> = native
+        let system_roots: Vec<Certificate<'static>> = native
             .certs
             .iter()
             .map(|c| Certificate::from_der(c.as_ref()).to_owned())
             .collect();
-        let roots = if roots.is_empty() {
-            RootCerts::WebPki
-        } else {
-            RootCerts::from(roots)
-        };
-        let builder = || {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .user_agent(self.user_agent.as_str())
-                .timeout_connect(Some(self.connect_timeout))
-                .timeout_recv_response(Some(self.response_timeout))
-                .timeout_per_read(Some(self.read_timeout))
-                .timeout_per_write(Some(self.read_timeout))
-                .tls_config(TlsConfig::builder().root_certs(roots.clone()).build())
+        let settings = AgentSettings {
+            user_agent: self.user_agent.clone(),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            read_timeout: self.read_timeout,
+            system_roots,
         };
         // Proxies come from HTTP(S)_PROXY / NO_PROXY, as for Docker; like Go's
         // ProxyFromEnvironment, loopback registries are never proxied.
         Ok(Client {
-            agent: ureq::Agent::new_with_config(builder().build()),
-            direct: ureq::Agent::new_with_config(builder().proxy(None).build()),
+            agent: settings.agent(&[], None, true),
+            direct: settings.agent(&[], None, false),
+            settings,
+            tls_agents: Mutex::new(HashMap::new()),
+            certs_dir: self.certs_dir,
             insecure: self.insecure,
-            credentials,
+            explicit_credentials: self.credentials,
+            docker_config,
+            credential_helper_dir: self.credential_helper_dir,
+            credential_cache: Mutex::new(HashMap::new()),
             auth: AuthState::default(),
             inflight: Mutex::new(HashSet::new()),
             inflight_done: Condvar::new(),
@@ -154,6 +175,99 @@ impl ClientBuilder {
             upload_chunk: self.upload_chunk,
         })
     }
+}
+
+/// What every agent of a client shares.
+struct AgentSettings {
+    user_agent: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    read_timeout: Duration,
+    system_roots: Vec<Certificate<'static>>,
+}
+
+impl AgentSettings {
+    fn agent(&self, extra_cas: &[Certificate<'static>], client_cert: Option<ClientCert>, proxy: bool) -> ureq::Agent {
+        let mut roots = self.system_roots.clone();
+        roots.extend(extra_cas.iter().cloned());
+        let roots = if roots.is_empty() {
+            RootCerts::WebPki
+        } else {
+            RootCerts::from(roots)
+        };
+        let builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(self.user_agent.as_str())
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_recv_response(Some(self.response_timeout))
+            .timeout_per_read(Some(self.read_timeout))
+            .timeout_per_write(Some(self.read_timeout))
+            .tls_config(TlsConfig::builder().root_certs(roots).client_cert(client_cert).build());
+        let builder = if proxy { builder } else { builder.proxy(None) };
+        ureq::Agent::new_with_config(builder.build())
+    }
+}
+
+/// The CAs (`*.crt`) and client certificate pairs (`<name>.cert` + `<name>.key`) of one
+/// registry's certs.d directory. Only the first pair (by name) is used, as Go's TLS
+/// client presents one certificate.
+fn load_certs_dir(registry: &str, dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>)> {
+    let bad = |path: &Path, reason: String| RegistryError::Certs {
+        registry: registry.to_string(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(dir, format!("reading: {e}")))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| bad(dir, format!("reading: {e}"))))
+        .collect::<Result<_>>()?;
+    names.sort();
+    let mut cas = Vec::new();
+    let mut client = None;
+    for path in &names {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        match ext {
+            "crt" => {
+                let pem = std::fs::read(path).map_err(|e| bad(path, format!("reading: {e}")))?;
+                let before = cas.len();
+                for item in ureq::tls::parse_pem(&pem) {
+                    if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(path, format!("parsing: {e}")))? {
+                        cas.push(c);
+                    }
+                }
+                if cas.len() == before {
+                    return Err(bad(path, "has no PEM certificate".to_string()));
+                }
+            }
+            "cert" if client.is_none() => {
+                let key_path = path.with_extension("key");
+                if !key_path.exists() {
+                    return Err(bad(
+                        path,
+                        format!("client certificate without its key {}", key_path.display()),
+                    ));
+                }
+                let pem = std::fs::read(path).map_err(|e| bad(path, format!("reading: {e}")))?;
+                let mut chain = Vec::new();
+                for item in ureq::tls::parse_pem(&pem) {
+                    if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(path, format!("parsing: {e}")))? {
+                        chain.push(c);
+                    }
+                }
+                if chain.is_empty() {
+                    return Err(bad(path, "has no PEM certificate".to_string()));
+                }
+                let key_pem = std::fs::read(&key_path).map_err(|e| bad(&key_path, format!("reading: {e}")))?;
+                let key = PrivateKey::from_pem(&key_pem).map_err(|e| bad(&key_path, format!("parsing: {e}")))?;
+                client = Some(ClientCert::new_with_certs(&chain, key));
+            }
+            "key" if !path.with_extension("cert").exists() => {
+                return Err(bad(path, "client key without its certificate (.cert)".to_string()));
+            }
+            _ => {}
+        }
+    }
+    Ok((cas, client))
 }
 
 /// Where a registry is reached.
@@ -237,8 +351,16 @@ pub struct Client {
     agent: ureq::Agent,
     /// The same configuration without a proxy, for loopback hosts.
     direct: ureq::Agent,
+    settings: AgentSettings,
+    /// Agents for registries with a certs.d directory, by registry.
+    tls_agents: Mutex<HashMap<String, ureq::Agent>>,
+    certs_dir: Option<PathBuf>,
     insecure: Vec<String>,
-    credentials: HashMap<String, Credentials>,
+    explicit_credentials: HashMap<String, Credentials>,
+    docker_config: DockerConfig,
+    credential_helper_dir: Option<PathBuf>,
+    /// What credential helpers answered, per registry.
+    credential_cache: Mutex<HashMap<String, Option<Credentials>>>,
     auth: AuthState,
     inflight: Mutex<HashSet<Digest>>,
     inflight_done: Condvar,
@@ -265,11 +387,135 @@ impl Client {
             "docker.io" | "index.docker.io" => "registry-1.docker.io",
             other => other,
         };
-        let plain = is_loopback(registry) || self.insecure.iter().any(|r| r == registry);
+        let plain = (is_loopback(registry) && self.registry_certs_dir(registry).is_none())
+            || self.insecure.iter().any(|r| r == registry);
         let scheme = if plain { "http" } else { "https" };
         Endpoint {
             registry: registry.to_string(),
             base_url: format!("{scheme}://{host}"),
+        }
+    }
+
+    /// `<certs_dir>/<registry>/`, if it exists.
+    fn registry_certs_dir(&self, registry: &str) -> Option<PathBuf> {
+        let dir = self.certs_dir.as_ref()?.join(registry);
+        dir.is_dir().then_some(dir)
+    }
+
+    /// The agent for requests to `host` (`host[:port]` of the URL).
+    fn agent_for(&self, host: &str) -> Result<ureq::Agent> {
+        let loopback = is_loopback(host);
+        let Some(dir) = self.registry_certs_dir(host) else {
+            return Ok(if loopback {
+                self.direct.clone()
+            } else {
+                self.agent.clone()
+            });
+        };
+        let mut agents = lock(&self.tls_agents);
+        if let Some(agent) = agents.get(host) {
+            return Ok(agent.clone());
+        }
+        let (cas, client_cert) = load_certs_dir(host, &dir)?;
+        let agent = self.settings.agent(&cas, client_cert, !loopback);
+        agents.insert(host.to_string(), agent.clone());
+        Ok(agent)
+    }
+
+    /// The directory credential helpers are run from (`None`: `PATH`).
+    pub fn credential_helper_dir(&self) -> Option<&Path> {
+        self.credential_helper_dir.as_deref()
+    }
+
+    /// The credentials used for `registry`: given to the builder, else from the
+    /// credential helper the Docker config names for it (`credHelpers`, else
+    /// `credsStore`; asked once per client), else its `auths` entry.
+    pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
+        let registry = auth::normalize_registry_key(registry);
+        if let Some(c) = self.explicit_credentials.get(&registry) {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(name) = self.docker_config.helper_for(&registry) {
+            if let Some(cached) = lock(&self.credential_cache).get(&registry) {
+                return Ok(cached
+                    .clone()
+                    .or_else(|| self.docker_config.auths.get(&registry).cloned()));
+            }
+            let found = CredentialHelper::new(name, self.credential_helper_dir()).get(&registry)?;
+            lock(&self.credential_cache).insert(registry.clone(), found.clone());
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(self.docker_config.auths.get(&registry).cloned())
+    }
+
+    /// Use `credentials` for `registry` from now on (after a login).
+    pub(crate) fn remember_credentials(&self, registry: &str, credentials: Credentials) {
+        lock(&self.credential_cache).insert(auth::normalize_registry_key(registry), Some(credentials));
+    }
+
+    /// Check credentials as `docker login` does: `GET /v2/`; if the registry asks for
+    /// basic auth, again with them; if it asks for a bearer token, ask its token server
+    /// for one (no scope) with them.
+    pub fn check_login(&self, registry: &str, credentials: &Credentials) -> Result<()> {
+        let fail = |reason: String| RegistryError::Login {
+            registry: registry.to_string(),
+            username: credentials.username.clone(),
+            reason,
+        };
+        let base = self.endpoint(registry).base_url;
+        let url = format!("{base}/v2/");
+        let resp = self.raw("GET", &url, &[], None, &mut Payload::Empty)?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(());
+        }
+        if status != 401 {
+            return Err(fail(format!("GET {url} returned HTTP {status}{}", error_detail(resp))));
+        }
+        let challenge = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(auth::parse_challenge)
+            .ok_or_else(|| fail(format!("GET {url} returned HTTP 401 without a usable challenge")))?;
+        match challenge {
+            Challenge::Basic => {
+                let header = credentials.basic_header();
+                let resp = self.raw("GET", &url, &[], Some(&header), &mut Payload::Empty)?;
+                match resp.status().as_u16() {
+                    200 => Ok(()),
+                    s => Err(fail(format!(
+                        "GET {url} with basic auth returned HTTP {s}{}",
+                        error_detail(resp)
+                    ))),
+                }
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                let mut token_url = realm.clone();
+                token_url.push(if realm.contains('?') { '&' } else { '?' });
+                let mut params = vec![
+                    format!("account={}", encode(&credentials.username)),
+                    "client_id=berth".to_string(),
+                ];
+                params.extend(service.iter().map(|s| format!("service={}", encode(s))));
+                token_url.push_str(&params.join("&"));
+                let header = credentials.basic_header();
+                let resp = self.raw("GET", &token_url, &[], Some(&header), &mut Payload::Empty)?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    return Err(fail(format!(
+                        "token server {realm} returned HTTP {status}{}",
+                        error_detail(resp)
+                    )));
+                }
+                let body = read_limited(resp, 1024 * 1024)
+                    .map_err(|e| fail(format!("reading the answer of token server {realm}: {e}")))?;
+                auth::parse_token_response(&body).map_err(|e| fail(format!("token server {realm}: {e}")))?;
+                Ok(())
+            }
         }
     }
 
@@ -339,7 +585,7 @@ impl Client {
                     .find_map(auth::parse_challenge);
                 if let Some(challenge) = challenge {
                     let retry = match &challenge {
-                        Challenge::Basic => self.credentials.contains_key(&repo.registry),
+                        Challenge::Basic => self.credentials_for(&repo.registry)?.is_some(),
                         Challenge::Bearer { .. } => true,
                     };
                     self.auth.forget_token(&repo.registry, &scope);
@@ -366,14 +612,19 @@ impl Client {
 
     /// The `Authorization` header for a request, fetching a token if the registry wants one.
     fn authorization(&self, repo: &Repo, access: Access<'_>, scope: &str) -> Result<Option<String>> {
-        let creds = self.credentials.get(&repo.registry);
-        match self.auth.challenge(&repo.registry) {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(creds.map(Credentials::basic_header)),
-            Some(Challenge::Bearer { realm, service, .. }) => {
-                if let Some(token) = self.auth.token(&repo.registry, scope) {
-                    return Ok(Some(format!("Bearer {token}")));
-                }
+        let Some(challenge) = self.auth.challenge(&repo.registry) else {
+            return Ok(None);
+        };
+        if matches!(challenge, Challenge::Bearer { .. }) {
+            if let Some(token) = self.auth.token(&repo.registry, scope) {
+                return Ok(Some(format!("Bearer {token}")));
+            }
+        }
+        let creds = self.credentials_for(&repo.registry)?;
+        let creds = creds.as_ref();
+        match challenge {
+            Challenge::Basic => Ok(creds.filter(|c| !c.is_identity_token()).map(Credentials::basic_header)),
+            Challenge::Bearer { realm, service, .. } => {
                 let mut url = realm.clone();
                 url.push(if realm.contains('?') { '&' } else { '?' });
                 let mut params: Vec<String> = service.iter().map(|s| format!("service={}", encode(s))).collect();
@@ -384,8 +635,26 @@ impl Client {
                     realm: realm.clone(),
                     reason,
                 };
-                let basic = creds.map(Credentials::basic_header);
-                let resp = self.raw("GET", &url, &[], basic.as_deref(), &mut Payload::Empty)?;
+                let resp = match creds.filter(|c| c.is_identity_token()) {
+                    // An identity token is an OAuth refresh token: trade it for an access
+                    // token with the OAuth2 form POST, as Docker does.
+                    Some(c) => {
+                        let mut form = vec![
+                            "grant_type=refresh_token".to_string(),
+                            format!("refresh_token={}", encode(&c.password)),
+                            "client_id=berth".to_string(),
+                        ];
+                        form.extend(service.iter().map(|s| format!("service={}", encode(s))));
+                        form.push(format!("scope={}", encode(scope)));
+                        let form = form.join("&");
+                        let headers = [("Content-Type", "application/x-www-form-urlencoded".to_string())];
+                        self.raw("POST", &realm, &headers, None, &mut Payload::Bytes(form.as_bytes()))?
+                    }
+                    None => {
+                        let basic = creds.map(Credentials::basic_header);
+                        self.raw("GET", &url, &[], basic.as_deref(), &mut Payload::Empty)?
+                    }
+                };
                 let status = resp.status().as_u16();
                 if status != 200 {
                     let who = if creds.is_some() {
@@ -424,8 +693,7 @@ impl Client {
             let host = url
                 .split_once("://")
                 .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
-            let agent = if is_loopback(host) { &self.direct } else { &self.agent };
-            agent.run(request).map_err(transport)
+            self.agent_for(host)?.run(request).map_err(transport)
         };
         match payload {
             Payload::Empty if matches!(method, "GET" | "HEAD" | "DELETE") => run(builder, SendBody::none()),
@@ -474,7 +742,22 @@ pub(crate) fn transport_error(method: &str, url: &str, source: ureq::Error) -> R
         ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
         _ => false,
     };
-    if timed_out {
+    let tls = url.starts_with("https://")
+        && match &source {
+            ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
+            ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+            _ => false,
+        };
+    if tls {
+        let host = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
+        RegistryError::Tls {
+            registry: host.to_string(),
+            url: url.to_string(),
+            source: Box::new(source),
+        }
+    } else if timed_out {
         RegistryError::Timeout {
             method: method.to_string(),
             url: url.to_string(),

@@ -88,6 +88,32 @@ pub enum RegistryError {
         url: String,
         location: Option<String>,
     },
+    #[error("registry {registry}: credential helper {helper} {action}: {reason}")]
+    CredentialHelper {
+        helper: String,
+        action: String,
+        registry: String,
+        reason: String,
+    },
+    #[error("registry {registry}: login as {username} failed: {reason}")]
+    Login {
+        registry: String,
+        username: String,
+        reason: String,
+    },
+    #[error("registry {registry}: certificates directory {path}: {reason}")]
+    Certs {
+        registry: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("registry {registry}: TLS connection to {url} failed: {source}")]
+    Tls {
+        registry: String,
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
     #[error("docker config {path}: {reason}")]
     DockerConfig { path: PathBuf, reason: String },
 }

@@ -7,9 +7,12 @@
 //!
 //! - [`client`]: [`Client`] and its builder, endpoint resolution (Docker Hub is
 //!   `registry-1.docker.io`; plain HTTP only for loopback and listed insecure
-//!   registries) and the authenticated request loop.
+//!   registries), TLS with the system roots plus per-registry CAs and client
+//!   certificates from `/etc/docker/certs.d/<host>/`, and the authenticated request loop.
 //! - [`auth`]: credentials (`~/.docker/config.json`), `WWW-Authenticate` challenges,
 //!   bearer tokens cached per scope.
+//! - [`credentials`]: `docker-credential-*` helpers (`credsStore`, `credHelpers`),
+//!   [`login`] and [`logout`] writing `config.json` or the helper.
 //! - [`pull`]: manifests (by tag or verified digest, index → platform), blobs streamed
 //!   into the store in parallel with progress, each digest fetched once at a time.
 //! - [`push`]: blobs (skip existing, cross-repository mount, monolithic or chunked
@@ -20,12 +23,14 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod pull;
 pub mod push;
 
-pub use auth::Credentials;
+pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientBuilder};
+pub use credentials::{login, logout, CredentialHelper};
 pub use error::{RegistryError, Result};
 pub use pull::{BlobProgress, Platform, PullOptions, Pulled};
 pub use push::{PushOptions, PushReport};
