@@ -315,8 +315,16 @@ impl ImageStore {
 
     /// Every name → record, names as stored (normalised references or digests).
     pub fn records(&self) -> Result<BTreeMap<String, ImageRecord>> {
+        self.read_table(IMAGES)
+    }
+
+    /// Every row of a JSON-valued table, decoded.
+    fn read_table<T: serde::de::DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+    ) -> Result<BTreeMap<String, T>> {
         let tx = self.db.begin_read().map_err(db_err("begin read"))?;
-        let table = tx.open_table(IMAGES).map_err(db_err("open table"))?;
+        let table = tx.open_table(def).map_err(db_err("open table"))?;
         let mut out = BTreeMap::new();
         for row in table.iter().map_err(db_err("read records"))? {
             let (k, v) = row.map_err(db_err("read record"))?;
@@ -700,19 +708,7 @@ impl ImageStore {
     }
 
     fn rootfs_records(&self) -> Result<BTreeMap<String, RootfsRecord>> {
-        let tx = self.db.begin_read().map_err(db_err("begin read"))?;
-        let table = tx.open_table(ROOTFS).map_err(db_err("open table"))?;
-        let mut out = BTreeMap::new();
-        for row in table.iter().map_err(db_err("read records"))? {
-            let (k, v) = row.map_err(db_err("read record"))?;
-            let key = k.value().to_string();
-            let rec = serde_json::from_slice(v.value()).map_err(|source| ImageError::Record {
-                key: key.clone(),
-                source,
-            })?;
-            out.insert(key, rec);
-        }
-        Ok(out)
+        self.read_table(ROOTFS)
     }
 
     /// Remove container directories with no record (a crash between creating and

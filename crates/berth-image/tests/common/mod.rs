@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 
 use berth_image::digest::{Algorithm, Digest};
 use berth_image::images::ImageStore;
@@ -96,4 +98,44 @@ pub fn store_image(store: &ImageStore, layers: &[Vec<u8>], extra: serde_json::Va
     });
     let m = serde_json::to_vec(&m).expect("manifest json");
     store.blobs().ingest(None, None, m.as_slice()).expect("ingest manifest")
+}
+
+/// Unmount (lazily, deepest first) every mount point under `dir`.
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `name`'s rootfs prepared in `store` has /bin/busybox, which runs in an overlay mount
+/// made in a private mount namespace (gone with the `unshare` process).
+pub fn assert_runs_from_overlay(store: &ImageStore, name: &str, id: &str, scratch: &Path) {
+    let mount = store.prepare_rootfs(name, id).expect("prepare_rootfs");
+    let target = scratch.join(format!("mnt-{id}"));
+    std::fs::create_dir(&target).expect("mkdir mount point");
+    let script = format!(
+        "mount -t overlay overlay -o '{opts}' '{t}' && '{t}/bin/busybox' echo ok",
+        opts = mount.options(),
+        t = target.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    assert!(
+        out.status.success(),
+        "{name}: overlay mount or busybox failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{name}");
+    store.remove_rootfs(id).expect("remove rootfs");
 }
