@@ -29,8 +29,9 @@ def render(data: dict) -> str:
     add(f"- Command: `{data['command']}` ({data['mode']} mode), took {data['duration_s']:.0f} s")
     add(f"- Raw data: `results.json` beside this file"
         + ("; chart: `ratios.png`" if data.get("chart", {}).get("file") else ""))
-    add("- Ratio columns are **berth-runtime's median ÷ that runtime's median** "
-        "(< 1: berth-runtime is faster / smaller).")
+    add("- Ratio columns are **the Berth subject's median ÷ that subject's median** "
+        "(berth-runtime for runtime comparisons, berth for image ones; < 1: Berth is "
+        "faster / smaller for lower-is-better metrics).")
     add("")
 
     m = data["machine"]

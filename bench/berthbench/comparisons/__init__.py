@@ -11,7 +11,7 @@ To add one (engine end-to-end run, 50-container memory, pull, ...): write
 comparisons/<name>.py and append it to ALL below.
 """
 
-from . import runtime_run
+from . import image_pull, image_save_load, runtime_run
 
-ALL = [runtime_run]
+ALL = [runtime_run, image_pull, image_save_load]
 BY_NAME = {m.NAME: m for m in ALL}

@@ -5,7 +5,11 @@
 //! layer, stored bytes unchanged), `index.json` (one entry per name, annotated with
 //! `io.containerd.image.name` and `org.opencontainers.image.ref.name`) and `manifest.json`
 //! (`Config`/`RepoTags`/`Layers` paths into `blobs/`), as Docker 25+ writes. It is written
-//! as one streaming pass. Indexes are saved as the store platform's manifest only.
+//! as one streaming pass. An index is saved whole (Docker 25+ does the same) when at
+//! least one platform other than the store's is stored completely: `index.json` then
+//! points at the index, whose complete platforms' blobs are all written (incomplete ones
+//! are left out, as Docker does), while `manifest.json` lists the store platform only.
+//! Otherwise the store platform's manifest is saved alone, which every consumer reads.
 //!
 //! `load` reads either kind (preferring `index.json`), including legacy Docker archives
 //! (`<id>/layer.tar`, `<hex>.json`, symlinks between them). Every `blobs/<algo>/<hex>` is
@@ -20,9 +24,11 @@ use std::path::{Component, Path, PathBuf};
 use crate::digest::{Algorithm, Digest, HashingReader};
 use crate::images::{ImageError, ImageStore};
 use crate::manifest::{self, Document, ManifestError, Platform};
+use crate::reach;
 use crate::reference::Reference;
 use crate::snapshots::SnapshotError;
 use crate::store::StoreError;
+use crate::timefmt;
 use crate::unpack::Compression;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +147,7 @@ fn import_inner(
         })?;
 
     let host = Platform::host();
-    let now = rfc3339_now();
+    let now = timefmt::now_rfc3339();
     let mut config = serde_json::json!({
         "created": now,
         "architecture": host.architecture,
@@ -194,38 +200,54 @@ fn blob_len(store: &ImageStore, digest: &Digest) -> Result<u64> {
     Ok(meta.len())
 }
 
-/// The current UTC time as RFC 3339 (`2024-01-02T03:04:05Z`).
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// One image to save: its manifest and the names it is saved under.
 struct SaveItem {
-    manifest_digest: Digest,
-    manifest_media_type: String,
-    manifest_size: u64,
+    /// What `index.json` points at: the store platform's manifest, or the whole index.
+    target: Digest,
+    target_media_type: String,
+    target_size: u64,
+    /// The store platform's config and layers, for `manifest.json`.
     config: Digest,
     layers: Vec<Digest>,
+    /// Every blob to write, each after the blobs it references.
+    blobs: Vec<Digest>,
     names: Vec<Reference>,
+}
+
+/// If `image` comes from an index of which another platform (or an attestation) is
+/// stored completely: the index's media type and the other complete manifests' blobs.
+fn other_platforms(store: &ImageStore, image: &crate::images::Image) -> Result<Option<(String, Vec<Digest>)>> {
+    if image.target == image.manifest_digest {
+        return Ok(None);
+    }
+    let bytes = store.read_document(&image.target)?;
+    let mut extra = Vec::new();
+    for child in reach::index_children(&bytes).unwrap_or_default() {
+        if child == image.manifest_digest || !store.blobs().exists(&child)? {
+            continue;
+        }
+        // Nested indexes are not followed; their descriptors still stand in the index.
+        let Some((config, layers)) = reach::manifest_refs(&store.read_document(&child)?) else {
+            continue;
+        };
+        let mut blobs = layers;
+        blobs.extend([config, child]);
+        let mut complete = true;
+        for b in &blobs {
+            complete &= store.blobs().exists(b)?;
+        }
+        if complete {
+            extra.extend(blobs);
+        }
+    }
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|d| d.get("mediaType")?.as_str().map(String::from))
+        .unwrap_or_else(|| manifest::OCI_INDEX.to_string());
+    Ok(Some((media_type, extra)))
 }
 
 /// `docker save`: write the images `names` (references, digests or image IDs) to `out`
@@ -237,10 +259,6 @@ pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<()> {
         let reference = Reference::parse(name)
             .ok()
             .filter(|r| r.tag().is_some() && r.digest().is_none());
-        if let Some(item) = items.iter_mut().find(|i| i.manifest_digest == image.manifest_digest) {
-            item.names.extend(reference);
-            continue;
-        }
         let object = image.manifest_digest.to_string();
         let layers = image
             .manifest
@@ -248,16 +266,34 @@ pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<()> {
             .iter()
             .map(|l| manifest::descriptor_digest(l, &object))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut blobs = layers.clone();
+        blobs.extend([image.config_digest.clone(), image.manifest_digest.clone()]);
+        let (target, target_media_type) = match other_platforms(store, &image)? {
+            Some((media_type, extra)) => {
+                blobs.extend(extra);
+                blobs.push(image.target.clone());
+                (image.target.clone(), media_type)
+            }
+            None => (
+                image.manifest_digest.clone(),
+                image
+                    .manifest
+                    .media_type()
+                    .as_ref()
+                    .map_or(manifest::OCI_MANIFEST.to_string(), |t| t.to_string()),
+            ),
+        };
+        if let Some(item) = items.iter_mut().find(|i| i.target == target) {
+            item.names.extend(reference);
+            continue;
+        }
         items.push(SaveItem {
-            manifest_size: blob_len(store, &image.manifest_digest)?,
-            manifest_media_type: image
-                .manifest
-                .media_type()
-                .as_ref()
-                .map_or(manifest::OCI_MANIFEST.to_string(), |t| t.to_string()),
-            manifest_digest: image.manifest_digest,
+            target_size: blob_len(store, &target)?,
+            target,
+            target_media_type,
             config: image.config_digest,
             layers,
+            blobs,
             names: reference.into_iter().collect(),
         });
     }
@@ -266,7 +302,7 @@ pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<()> {
     append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut written = BTreeSet::new();
     for item in &items {
-        for blob in item.layers.iter().chain([&item.config, &item.manifest_digest]) {
+        for blob in &item.blobs {
             if written.insert(blob.clone()) {
                 append_blob(&mut tar, store, blob)?;
             }
@@ -277,9 +313,9 @@ pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<()> {
     for item in &items {
         let descriptor = |annotations: Option<serde_json::Value>| {
             let mut d = serde_json::json!({
-                "mediaType": item.manifest_media_type,
-                "digest": item.manifest_digest.to_string(),
-                "size": item.manifest_size,
+                "mediaType": item.target_media_type,
+                "digest": item.target.to_string(),
+                "size": item.target_size,
             });
             if let Some(a) = annotations {
                 d["annotations"] = a;

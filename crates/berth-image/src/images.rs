@@ -22,6 +22,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::digest::Digest;
 use crate::manifest::{self, Document, ManifestError, Platform};
+use crate::reach::{self, Content};
 use crate::reference::{Reference, ReferenceError};
 use crate::snapshots::{self, SnapshotError, Snapshots};
 use crate::store::{BlobStore, StoreError};
@@ -68,6 +69,8 @@ pub enum ImageError {
     Invalid { image: String, problem: String },
     #[error("container {container:?}: {problem}")]
     Container { container: String, problem: String },
+    #[error("image {image} is in use by container(s) {}: remove them first, or force (untags it, keeping its content while they use it)", containers.join(", "))]
+    InUse { image: String, containers: Vec<String> },
 }
 
 pub type Result<T> = std::result::Result<T, ImageError>;
@@ -95,9 +98,10 @@ pub struct ImageRecord {
 
 /// A container's rootfs record: the image manifest and snapshot chain it sits on.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct RootfsRecord {
-    manifest: Digest,
-    chain_ids: Vec<Digest>,
+pub(crate) struct RootfsRecord {
+    pub manifest: Digest,
+    /// Bottom first.
+    pub chain_ids: Vec<Digest>,
 }
 
 /// An image resolved to one platform's manifest and config.
@@ -132,10 +136,12 @@ pub struct RootfsMount {
 }
 
 impl RootfsMount {
-    /// The overlay mount data: `lowerdir=…,upperdir=…,workdir=…`.
+    /// The overlay mount data: `lowerdir=…,upperdir=…,workdir=…` and, whatever the
+    /// host's defaults, no redirect_dir or metacopy: those keep data outside the upper
+    /// directory, which diff, commit and export read directly.
     pub fn options(&self) -> String {
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             self.lowerdir,
             self.upperdir.display(),
             self.workdir.display()
@@ -200,7 +206,7 @@ impl ImageStore {
         Ok(store)
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic while holding the lock leaves no in-memory state to protect.
         self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -460,21 +466,26 @@ impl ImageStore {
 
     /// Remove the name `name` (a digest or image ID removes every name of that image),
     /// then delete the blobs and snapshots only that image used. Content still reachable
-    /// from another name or a container rootfs stays.
+    /// from another name or a container rootfs stays. Refused ([`ImageError::InUse`]) when
+    /// it would remove the last name of an image a container's rootfs uses.
     pub fn remove(&self, name: &str) -> Result<Removed> {
+        self.remove_image(name, false)
+    }
+
+    /// [`remove`](Self::remove); with `force`, an image a container uses is untagged
+    /// anyway and its content stays until the container's rootfs is removed (Docker's
+    /// `rmi -f` on an image of a stopped container).
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<Removed> {
         let _guard = self.guard();
         let hits = self.lookup(name)?;
         if hits.is_empty() {
             return Err(ImageError::NotFound(name.to_string()));
         }
-        let tx = self.db.begin_write().map_err(db_err("begin write"))?;
-        {
-            let mut table = tx.open_table(IMAGES).map_err(db_err("open table"))?;
-            for (key, _) in &hits {
-                table.remove(key.as_str()).map_err(db_err("remove record"))?;
-            }
+        if !force {
+            self.refuse_if_used(name, &hits)?;
         }
-        tx.commit().map_err(db_err("commit"))?;
+        let keys: Vec<&str> = hits.iter().map(|(k, _)| k.as_str()).collect();
+        self.remove_records(&keys)?;
         let mut candidates = Content::default();
         for (_, rec) in &hits {
             candidates.extend(self.content_of(&rec.target));
@@ -489,48 +500,48 @@ impl ImageStore {
         self.remove(name)
     }
 
-    /// Blobs and snapshot chainIDs an image target reaches. Missing or unreadable
-    /// documents contribute only their own digest (best effort: used for collection).
-    fn content_of(&self, target: &Digest) -> Content {
-        let mut out = Content::default();
-        out.blobs.insert(target.clone());
-        let Ok(bytes) = self.read_document(target) else {
-            return out;
-        };
-        let manifests = match manifest::parse(&bytes, None, &target.to_string()) {
-            Ok(Document::Manifest(m)) => vec![*m],
-            Ok(Document::Index(index)) => index
-                .manifests()
-                .iter()
-                .filter_map(|d| manifest::descriptor_digest(d, "").ok())
-                .filter_map(|d| {
-                    out.blobs.insert(d.clone());
-                    let bytes = self.read_document(&d).ok()?;
-                    manifest::parse_manifest(&bytes, None, "").ok()
-                })
-                .collect(),
-            Err(_) => return out,
-        };
-        for m in manifests {
-            out.blobs.extend(
-                m.layers()
-                    .iter()
-                    .filter_map(|l| manifest::descriptor_digest(l, "").ok()),
-            );
-            let Ok(config) = manifest::descriptor_digest(m.config(), "") else {
-                continue;
-            };
-            out.blobs.insert(config.clone());
-            let diff_ids = self
-                .read_document(&config)
-                .ok()
-                .and_then(|b| manifest::parse_config(&b, "").ok())
-                .and_then(|c| manifest::diff_ids(&c, "").ok());
-            if let Some(diff_ids) = diff_ids {
-                out.snapshots.extend(snapshots::chain_ids(&diff_ids));
+    /// Delete image records in one transaction. The caller holds the guard.
+    pub(crate) fn remove_records(&self, keys: &[&str]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db_err("begin write"))?;
+        {
+            let mut table = tx.open_table(IMAGES).map_err(db_err("open table"))?;
+            for key in keys {
+                table.remove(*key).map_err(db_err("remove record"))?;
             }
         }
-        out
+        tx.commit().map_err(db_err("commit"))
+    }
+
+    /// Fail if removing `hits` would leave a container's manifest without any name.
+    fn refuse_if_used(&self, name: &str, hits: &[(String, ImageRecord)]) -> Result<()> {
+        let removing: BTreeSet<&str> = hits.iter().map(|(k, _)| k.as_str()).collect();
+        let (mut gone, mut kept) = (BTreeSet::new(), BTreeSet::new());
+        for (key, rec) in self.records()? {
+            let set = if removing.contains(key.as_str()) {
+                &mut gone
+            } else {
+                &mut kept
+            };
+            set.extend(reach::manifests_of(&self.blobs, &rec.target));
+        }
+        let users: Vec<String> = self
+            .rootfs_records()?
+            .into_iter()
+            .filter(|(_, r)| gone.contains(&r.manifest) && !kept.contains(&r.manifest))
+            .map(|(id, _)| id)
+            .collect();
+        match users.is_empty() {
+            true => Ok(()),
+            false => Err(ImageError::InUse {
+                image: name.into(),
+                containers: users,
+            }),
+        }
+    }
+
+    /// Blobs and snapshot chainIDs an image target reaches, best effort (for collection).
+    fn content_of(&self, target: &Digest) -> Content {
+        reach::content_of(&self.blobs, target, false).unwrap_or_default()
     }
 
     /// Delete those of `blobs` that no image or container rootfs reaches (e.g. what a
@@ -601,7 +612,7 @@ impl ImageStore {
         Ok(chains)
     }
 
-    fn containers_dir(&self) -> PathBuf {
+    pub(crate) fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }
 
@@ -707,7 +718,7 @@ impl ImageStore {
         self.collect(candidates)
     }
 
-    fn rootfs_records(&self) -> Result<BTreeMap<String, RootfsRecord>> {
+    pub(crate) fn rootfs_records(&self) -> Result<BTreeMap<String, RootfsRecord>> {
         self.read_table(ROOTFS)
     }
 
@@ -731,28 +742,15 @@ impl ImageStore {
     }
 }
 
-#[derive(Debug, Default)]
-struct Content {
-    blobs: BTreeSet<Digest>,
-    snapshots: BTreeSet<Digest>,
-}
-
-impl Content {
-    fn extend(&mut self, other: Content) {
-        self.blobs.extend(other.blobs);
-        self.snapshots.extend(other.snapshots);
-    }
-}
-
 /// The familiar name of a record key; None for a dangling image's key (its digest).
-fn familiar_name(key: &str) -> Option<String> {
+pub(crate) fn familiar_name(key: &str) -> Option<String> {
     if Digest::parse(key).is_ok() {
         return None;
     }
     Reference::parse(key).ok().map(|r| r.familiar())
 }
 
-fn check_container_id(id: &str) -> Result<()> {
+pub(crate) fn check_container_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')

@@ -128,6 +128,22 @@ impl Snapshots {
         Ok(Some(info))
     }
 
+    /// Every complete snapshot.
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>> {
+        let tx = self.db.begin_read().map_err(db_err("begin read"))?;
+        let table = tx.open_table(SNAPSHOTS).map_err(db_err("open table"))?;
+        let mut out = Vec::new();
+        for row in redb::ReadableTable::iter(&table).map_err(db_err("read records"))? {
+            let (k, v) = row.map_err(db_err("read record"))?;
+            let info = serde_json::from_slice(v.value()).map_err(|source| SnapshotError::Record {
+                chain_id: k.value().to_string(),
+                source,
+            })?;
+            out.push(info);
+        }
+        Ok(out)
+    }
+
     /// Unpack `layer` as a snapshot on top of `parent` (a chainID), unless that snapshot
     /// already exists. With `expected_diff_id`, a layer with another diffID is rejected.
     pub fn apply_layer(

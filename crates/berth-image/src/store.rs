@@ -5,6 +5,12 @@
 //! blob. Each in-progress ingest holds an exclusive `flock` on its temp file: the lock
 //! dies with the process, which is how `cleanup_ingest` tells a crashed ingest's leftover
 //! from one that another process is still writing.
+//!
+//! Downloads of a blob whose digest is known go through [`BlobStore::resume_ingest`]
+//! instead (see [`partial`]): their bytes survive an interruption in
+//! `<root>/ingest/<algo>-<hex>.partial`, so the next attempt can ask for the rest only.
+
+mod partial;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -13,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::{Algorithm, Digest, Hasher};
+
+pub use partial::PartialIngest;
 
 const BUF_SIZE: usize = 256 * 1024;
 
@@ -37,6 +45,27 @@ pub enum StoreError {
     SizeMismatch { blob: String, expected: u64, actual: u64 },
     #[error("blob {digest} not found")]
     NotFound { digest: Digest },
+    /// Writing, syncing or renaming the content of one blob failed (a full disk shows
+    /// here as "No space left on device").
+    #[error("{op} {path} for blob {blob}: {source}")]
+    BlobIo {
+        op: &'static str,
+        blob: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the error is the store's file system being full (ENOSPC or EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        let source = match self {
+            StoreError::Io { source, .. } | StoreError::BlobIo { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -44,6 +73,15 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn blob_err<'a>(op: &'static str, blob: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::BlobIo {
+        op,
+        blob: blob.to_string(),
         path: path.to_path_buf(),
         source,
     }
@@ -169,7 +207,9 @@ impl BlobStore {
                 });
             }
             hasher.update(&buf[..n]);
-            tmp.file.write_all(&buf[..n]).map_err(io_err("write", &tmp.path))?;
+            tmp.file
+                .write_all(&buf[..n])
+                .map_err(blob_err("write", &label, &tmp.path))?;
         }
         if let Some(want) = size.filter(|want| written != *want) {
             return Err(StoreError::SizeMismatch {
@@ -185,11 +225,11 @@ impl BlobStore {
                 actual,
             });
         }
-        tmp.file.sync_all().map_err(io_err("fsync", &tmp.path))?;
+        tmp.file.sync_all().map_err(blob_err("fsync", &label, &tmp.path))?;
         let dest = self.blob_path(&actual);
         // A concurrent ingest of the same content may have renamed first: replacing its
         // file with identical bytes is harmless, and both callers succeed.
-        fs::rename(&tmp.path, &dest).map_err(io_err("rename into place", &dest))?;
+        fs::rename(&tmp.path, &dest).map_err(blob_err("rename into place", &label, &dest))?;
         tmp.persisted = true;
         sync_dir(&self.algo_dir(algorithm))?;
         Ok(actual)
@@ -239,12 +279,22 @@ impl BlobStore {
     }
 
     /// Remove temp files left by ingests whose process died. Files still locked by a live
-    /// ingest (this process or another) are left alone. Returns how many were removed.
+    /// ingest (this process or another) are left alone, and so are the `.partial` files of
+    /// interrupted downloads, which exist to be resumed (see
+    /// [`cleanup_partials`](Self::cleanup_partials)). Returns how many were removed.
     pub fn cleanup_ingest(&self) -> Result<usize> {
+        self.remove_unlocked(|path| !partial::is_partial(path))
+    }
+
+    /// Remove unlocked ingest files that `select` picks.
+    fn remove_unlocked(&self, select: impl Fn(&Path) -> bool) -> Result<usize> {
         let dir = self.ingest_dir();
         let mut removed = 0;
         for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
             let path = entry.map_err(io_err("read directory", &dir))?.path();
+            if !select(&path) {
+                continue;
+            }
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

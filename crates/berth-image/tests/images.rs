@@ -117,7 +117,7 @@ fn prepare_rootfs_unpacks_missing_layers_on_demand() {
     assert_eq!(
         mount.options(),
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             mount.lowerdir,
             mount.upperdir.display(),
             mount.workdir.display()
@@ -131,8 +131,14 @@ fn prepare_rootfs_unpacks_missing_layers_on_demand() {
     let err = store.prepare_rootfs("layered:1", "../evil").expect_err("bad id");
     assert!(err.to_string().contains("../evil"), "{err}");
 
-    // The container keeps the image's content alive after the image is removed.
-    let removed = store.remove("layered:1").expect("remove image");
+    // Plain removal is refused while the container uses the image; forced removal
+    // untags it and the container keeps the image's content alive.
+    let err = store.remove("layered:1").expect_err("image in use");
+    assert!(
+        matches!(err, ImageError::InUse { .. }) && err.to_string().contains("c1"),
+        "{err}"
+    );
+    let removed = store.remove_image("layered:1", true).expect("forced remove");
     assert!(removed.blobs.is_empty() && removed.snapshots.is_empty(), "{removed:?}");
     assert!(mount.upperdir.is_dir());
     let removed = store.remove_rootfs("c1").expect("remove rootfs");

@@ -3,29 +3,30 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use ureq::http::Response;
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+use ureq::tls::Certificate;
 use ureq::{Body, SendBody};
 
 use super::auth::{self, lock, AuthState, Challenge, Credentials, DockerConfig};
 use super::credentials::CredentialHelper;
-use super::error::{RegistryError, Result};
+use super::endpoint::{self, Endpoint, Policy, RegistryConfig, ResolveFn, Security};
+use super::error::{error_detail, read_limited, transport_error, RegistryError, Result};
+use super::tls::AgentSettings;
 use crate::digest::Digest;
 
 const DEFAULT_UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
-const ERROR_BODY_LIMIT: u64 = 8 * 1024;
 /// Where Docker reads per-registry CAs and client certificates.
 pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 /// Builds a [`Client`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
-    insecure: Vec<String>,
+    registry_config: RegistryConfig,
+    resolver: Option<Arc<ResolveFn>>,
     credentials: HashMap<String, Credentials>,
     docker_config: Option<PathBuf>,
     credential_helper_dir: Option<PathBuf>,
@@ -41,7 +42,8 @@ pub struct ClientBuilder {
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
-            insecure: Vec::new(),
+            registry_config: RegistryConfig::default(),
+            resolver: None,
             credentials: HashMap::new(),
             docker_config: auth::default_docker_config_path(),
             credential_helper_dir: None,
@@ -57,10 +59,27 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Talk plain HTTP to `registry` (`host[:port]`, as in image references). Loopback
-    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) always are.
+    /// Add an `insecure-registries` entry: `host[:port]` (as in image references) or a
+    /// CIDR. Such registries are reached over HTTPS without certificate verification, or
+    /// plain HTTP when they do not speak TLS. Loopback registries (`127.0.0.0/8`, `::1`)
+    /// always are insecure, as in Docker.
     pub fn insecure(mut self, registry: impl Into<String>) -> Self {
-        self.insecure.push(registry.into());
+        self.registry_config.insecure_registries.push(registry.into());
+        self
+    }
+
+    /// Mirrors and insecure registries, as the engine reads them from `daemon.json`
+    /// (replacing any [`insecure`](Self::insecure) entries given before). See
+    /// [`endpoint`](super::endpoint) for what they do.
+    pub fn registry_config(mut self, config: RegistryConfig) -> Self {
+        self.registry_config = config;
+        self
+    }
+
+    /// How host names become addresses, both to connect and to match insecure CIDRs
+    /// (default: the system resolver). Tests use this to keep all traffic on loopback.
+    pub fn resolver(mut self, resolve: Arc<ResolveFn>) -> Self {
+        self.resolver = Some(resolve);
         self
     }
 
@@ -134,6 +153,7 @@ impl ClientBuilder {
     }
 
     pub fn build(self) -> Result<Client> {
+        let policy = Policy::new(&self.registry_config)?;
         let docker_config = match &self.docker_config {
             Some(path) => auth::read_docker_config(path)?,
             None => DockerConfig::default(),
@@ -153,16 +173,22 @@ impl ClientBuilder {
             response_timeout: self.response_timeout,
             read_timeout: self.read_timeout,
             system_roots,
+            resolver: self.resolver.clone(),
         };
         // Proxies come from HTTP(S)_PROXY / NO_PROXY, as for Docker; like Go's
         // ProxyFromEnvironment, loopback registries are never proxied.
         Ok(Client {
-            agent: settings.agent(&[], None, true),
-            direct: settings.agent(&[], None, false),
+            agent: settings.agent(&[], None, true, true),
+            direct: settings.agent(&[], None, false, true),
+            insecure_agent: settings.agent(&[], None, true, false),
+            insecure_direct: settings.agent(&[], None, false, false),
             settings,
             tls_agents: Mutex::new(HashMap::new()),
             certs_dir: self.certs_dir,
-            insecure: self.insecure,
+            policy,
+            resolve: self.resolver.unwrap_or_else(|| Arc::new(endpoint::system_resolve)),
+            security: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
             explicit_credentials: self.credentials,
             docker_config,
             credential_helper_dir: self.credential_helper_dir,
@@ -177,108 +203,6 @@ impl ClientBuilder {
     }
 }
 
-/// What every agent of a client shares.
-struct AgentSettings {
-    user_agent: String,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    read_timeout: Duration,
-    system_roots: Vec<Certificate<'static>>,
-}
-
-impl AgentSettings {
-    fn agent(&self, extra_cas: &[Certificate<'static>], client_cert: Option<ClientCert>, proxy: bool) -> ureq::Agent {
-        let mut roots = self.system_roots.clone();
-        roots.extend(extra_cas.iter().cloned());
-        let roots = if roots.is_empty() {
-            RootCerts::WebPki
-        } else {
-            RootCerts::from(roots)
-        };
-        let builder = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(self.user_agent.as_str())
-            .timeout_connect(Some(self.connect_timeout))
-            .timeout_recv_response(Some(self.response_timeout))
-            .timeout_per_read(Some(self.read_timeout))
-            .timeout_per_write(Some(self.read_timeout))
-            .tls_config(TlsConfig::builder().root_certs(roots).client_cert(client_cert).build());
-        let builder = if proxy { builder } else { builder.proxy(None) };
-        ureq::Agent::new_with_config(builder.build())
-    }
-}
-
-/// The CAs (`*.crt`) and client certificate pairs (`<name>.cert` + `<name>.key`) of one
-/// registry's certs.d directory. Only the first pair (by name) is used, as Go's TLS
-/// client presents one certificate.
-fn load_certs_dir(registry: &str, dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>)> {
-    let bad = |path: &Path, reason: String| RegistryError::Certs {
-        registry: registry.to_string(),
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| bad(dir, format!("reading: {e}")))?
-        .map(|e| e.map(|e| e.path()).map_err(|e| bad(dir, format!("reading: {e}"))))
-        .collect::<Result<_>>()?;
-    names.sort();
-    let mut cas = Vec::new();
-    let mut client = None;
-    for path in &names {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
-        match ext {
-            "crt" => {
-                let pem = std::fs::read(path).map_err(|e| bad(path, format!("reading: {e}")))?;
-                let before = cas.len();
-                for item in ureq::tls::parse_pem(&pem) {
-                    if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(path, format!("parsing: {e}")))? {
-                        cas.push(c);
-                    }
-                }
-                if cas.len() == before {
-                    return Err(bad(path, "has no PEM certificate".to_string()));
-                }
-            }
-            "cert" if client.is_none() => {
-                let key_path = path.with_extension("key");
-                if !key_path.exists() {
-                    return Err(bad(
-                        path,
-                        format!("client certificate without its key {}", key_path.display()),
-                    ));
-                }
-                let pem = std::fs::read(path).map_err(|e| bad(path, format!("reading: {e}")))?;
-                let mut chain = Vec::new();
-                for item in ureq::tls::parse_pem(&pem) {
-                    if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(path, format!("parsing: {e}")))? {
-                        chain.push(c);
-                    }
-                }
-                if chain.is_empty() {
-                    return Err(bad(path, "has no PEM certificate".to_string()));
-                }
-                let key_pem = std::fs::read(&key_path).map_err(|e| bad(&key_path, format!("reading: {e}")))?;
-                let key = PrivateKey::from_pem(&key_pem).map_err(|e| bad(&key_path, format!("parsing: {e}")))?;
-                client = Some(ClientCert::new_with_certs(&chain, key));
-            }
-            "key" if !path.with_extension("cert").exists() => {
-                return Err(bad(path, "client key without its certificate (.cert)".to_string()));
-            }
-            _ => {}
-        }
-    }
-    Ok((cas, client))
-}
-
-/// Where a registry is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The registry as named in references (`docker.io`, `localhost:5000`).
-    pub registry: String,
-    /// `https://registry-1.docker.io`, `http://localhost:5000`.
-    pub base_url: String,
-}
-
 /// One repository of one registry: what every request is about.
 #[derive(Debug, Clone)]
 pub(crate) struct Repo {
@@ -288,6 +212,14 @@ pub(crate) struct Repo {
 }
 
 impl Repo {
+    pub fn at(endpoint: &Endpoint, name: &str) -> Repo {
+        Repo {
+            registry: endpoint.registry.clone(),
+            name: name.to_string(),
+            base_url: endpoint.base_url.clone(),
+        }
+    }
+
     pub fn url(&self, rest: &str) -> String {
         format!("{}/v2/{}/{rest}", self.base_url, self.name)
     }
@@ -348,14 +280,22 @@ impl Payload<'_> {
 /// A registry client. Cheap to share between threads (`&Client` is all pulls and pushes
 /// need); it caches tokens, challenges and which repository each blob was seen in.
 pub struct Client {
-    agent: ureq::Agent,
+    pub(super) agent: ureq::Agent,
     /// The same configuration without a proxy, for loopback hosts.
-    direct: ureq::Agent,
-    settings: AgentSettings,
+    pub(super) direct: ureq::Agent,
+    /// Both without certificate verification, for insecure registries.
+    pub(super) insecure_agent: ureq::Agent,
+    pub(super) insecure_direct: ureq::Agent,
+    pub(super) settings: AgentSettings,
     /// Agents for registries with a certs.d directory, by registry.
-    tls_agents: Mutex<HashMap<String, ureq::Agent>>,
-    certs_dir: Option<PathBuf>,
-    insecure: Vec<String>,
+    pub(super) tls_agents: Mutex<HashMap<String, ureq::Agent>>,
+    pub(super) certs_dir: Option<PathBuf>,
+    policy: Policy,
+    resolve: Arc<ResolveFn>,
+    /// Decisions of `security`, by registry (they may cost a name lookup).
+    security: Mutex<HashMap<String, Security>>,
+    /// `http` or `https` for insecure registries, once known.
+    schemes: Mutex<HashMap<String, &'static str>>,
     explicit_credentials: HashMap<String, Credentials>,
     docker_config: DockerConfig,
     credential_helper_dir: Option<PathBuf>,
@@ -379,47 +319,77 @@ impl Client {
         ClientBuilder::default().build()
     }
 
-    /// Where `registry` is reached, as Docker does: Docker Hub (`docker.io`) is
-    /// `https://registry-1.docker.io`; loopback hosts and the `insecure` list use plain
-    /// HTTP; everything else HTTPS.
+    /// Whether `registry` (`host[:port]`) must be reached over verified HTTPS, as Docker
+    /// decides it (see [`endpoint`](super::endpoint)). No network traffic, except a name
+    /// lookup through the resolver when a CIDR has to be matched.
+    pub fn security(&self, registry: &str) -> Security {
+        if let Some(s) = lock(&self.security).get(registry) {
+            return s.clone();
+        }
+        let has_certs = self.registry_certs_dir(registry).is_some();
+        let decided = self.policy.security(registry, has_certs, &*self.resolve);
+        lock(&self.security).insert(registry.to_string(), decided.clone());
+        decided
+    }
+
+    /// The Docker Hub mirrors a pull of an image of `registry` tries first (none unless
+    /// it is `docker.io`), in order.
+    pub fn mirror_endpoints(&self, registry: &str) -> Vec<Endpoint> {
+        if !endpoint::is_docker_hub(registry) {
+            return Vec::new();
+        }
+        self.policy
+            .mirrors
+            .iter()
+            .map(|base| Endpoint {
+                registry: base.split_once("://").map_or(base.as_str(), |(_, h)| h).to_string(),
+                base_url: base.clone(),
+                mirror: true,
+            })
+            .collect()
+    }
+
+    /// Where `registry` itself is reached: Docker Hub (`docker.io`) is
+    /// `https://registry-1.docker.io`; a secure registry `https://host`; an insecure one
+    /// `https://host` if it answers over TLS (unverified), else `http://host`, which the
+    /// first call finds out with a `GET /v2/` (Docker's order) and the client remembers.
     pub fn endpoint(&self, registry: &str) -> Endpoint {
-        let host = match registry {
-            "docker.io" | "index.docker.io" => "registry-1.docker.io",
-            other => other,
+        let host = if endpoint::is_docker_hub(registry) {
+            endpoint::DOCKER_HUB_API
+        } else {
+            registry
         };
-        let plain = (is_loopback(registry) && self.registry_certs_dir(registry).is_none())
-            || self.insecure.iter().any(|r| r == registry);
-        let scheme = if plain { "http" } else { "https" };
+        let scheme = if self.security(registry).is_insecure() {
+            self.insecure_scheme(registry)
+        } else {
+            "https"
+        };
         Endpoint {
             registry: registry.to_string(),
             base_url: format!("{scheme}://{host}"),
+            mirror: false,
         }
     }
 
-    /// `<certs_dir>/<registry>/`, if it exists.
-    fn registry_certs_dir(&self, registry: &str) -> Option<PathBuf> {
-        let dir = self.certs_dir.as_ref()?.join(registry);
-        dir.is_dir().then_some(dir)
-    }
-
-    /// The agent for requests to `host` (`host[:port]` of the URL).
-    fn agent_for(&self, host: &str) -> Result<ureq::Agent> {
-        let loopback = is_loopback(host);
-        let Some(dir) = self.registry_certs_dir(host) else {
-            return Ok(if loopback {
-                self.direct.clone()
-            } else {
-                self.agent.clone()
-            });
-        };
-        let mut agents = lock(&self.tls_agents);
-        if let Some(agent) = agents.get(host) {
-            return Ok(agent.clone());
+    fn insecure_scheme(&self, registry: &str) -> &'static str {
+        if let Some(s) = lock(&self.schemes).get(registry) {
+            return s;
         }
-        let (cas, client_cert) = load_certs_dir(host, &dir)?;
-        let agent = self.settings.agent(&cas, client_cert, !loopback);
-        agents.insert(host.to_string(), agent.clone());
-        Ok(agent)
+        let url = format!("https://{registry}/v2/");
+        match self.raw("GET", &url, &[], None, &mut Payload::Empty) {
+            Ok(_) => {
+                lock(&self.schemes).insert(registry.to_string(), "https");
+                "https"
+            }
+            // It does not speak TLS: plain HTTP from now on.
+            Err(RegistryError::Tls { .. }) => {
+                lock(&self.schemes).insert(registry.to_string(), "http");
+                "http"
+            }
+            // Unreachable for now (refused, timed out): try HTTP this time and decide
+            // again next time; the request itself reports what is wrong.
+            Err(_) => "http",
+        }
     }
 
     /// The directory credential helpers are run from (`None`: `PATH`).
@@ -455,77 +425,8 @@ impl Client {
         lock(&self.credential_cache).insert(auth::normalize_registry_key(registry), Some(credentials));
     }
 
-    /// Check credentials as `docker login` does: `GET /v2/`; if the registry asks for
-    /// basic auth, again with them; if it asks for a bearer token, ask its token server
-    /// for one (no scope) with them.
-    pub fn check_login(&self, registry: &str, credentials: &Credentials) -> Result<()> {
-        let fail = |reason: String| RegistryError::Login {
-            registry: registry.to_string(),
-            username: credentials.username.clone(),
-            reason,
-        };
-        let base = self.endpoint(registry).base_url;
-        let url = format!("{base}/v2/");
-        let resp = self.raw("GET", &url, &[], None, &mut Payload::Empty)?;
-        let status = resp.status().as_u16();
-        if status == 200 {
-            return Ok(());
-        }
-        if status != 401 {
-            return Err(fail(format!("GET {url} returned HTTP {status}{}", error_detail(resp))));
-        }
-        let challenge = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(auth::parse_challenge)
-            .ok_or_else(|| fail(format!("GET {url} returned HTTP 401 without a usable challenge")))?;
-        match challenge {
-            Challenge::Basic => {
-                let header = credentials.basic_header();
-                let resp = self.raw("GET", &url, &[], Some(&header), &mut Payload::Empty)?;
-                match resp.status().as_u16() {
-                    200 => Ok(()),
-                    s => Err(fail(format!(
-                        "GET {url} with basic auth returned HTTP {s}{}",
-                        error_detail(resp)
-                    ))),
-                }
-            }
-            Challenge::Bearer { realm, service, .. } => {
-                let mut token_url = realm.clone();
-                token_url.push(if realm.contains('?') { '&' } else { '?' });
-                let mut params = vec![
-                    format!("account={}", encode(&credentials.username)),
-                    "client_id=berth".to_string(),
-                ];
-                params.extend(service.iter().map(|s| format!("service={}", encode(s))));
-                token_url.push_str(&params.join("&"));
-                let header = credentials.basic_header();
-                let resp = self.raw("GET", &token_url, &[], Some(&header), &mut Payload::Empty)?;
-                let status = resp.status().as_u16();
-                if status != 200 {
-                    return Err(fail(format!(
-                        "token server {realm} returned HTTP {status}{}",
-                        error_detail(resp)
-                    )));
-                }
-                let body = read_limited(resp, 1024 * 1024)
-                    .map_err(|e| fail(format!("reading the answer of token server {realm}: {e}")))?;
-                auth::parse_token_response(&body).map_err(|e| fail(format!("token server {realm}: {e}")))?;
-                Ok(())
-            }
-        }
-    }
-
     pub(crate) fn repo(&self, registry: &str, name: &str) -> Repo {
-        let ep = self.endpoint(registry);
-        Repo {
-            registry: ep.registry,
-            name: name.to_string(),
-            base_url: ep.base_url,
-        }
+        Repo::at(&self.endpoint(registry), name)
     }
 
     /// Remember that `digest` exists in `repo` (a later push elsewhere may mount it).
@@ -672,7 +573,7 @@ impl Client {
         }
     }
 
-    fn raw(
+    pub(super) fn raw(
         &self,
         method: &'static str,
         url: &str,
@@ -736,105 +637,6 @@ impl Drop for Claim<'_> {
     }
 }
 
-pub(crate) fn transport_error(method: &str, url: &str, source: ureq::Error) -> RegistryError {
-    let timed_out = match &source {
-        ureq::Error::Timeout(_) => true,
-        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
-        _ => false,
-    };
-    let tls = url.starts_with("https://")
-        && match &source {
-            ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
-            ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
-            _ => false,
-        };
-    if tls {
-        let host = url
-            .split_once("://")
-            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
-        RegistryError::Tls {
-            registry: host.to_string(),
-            url: url.to_string(),
-            source: Box::new(source),
-        }
-    } else if timed_out {
-        RegistryError::Timeout {
-            method: method.to_string(),
-            url: url.to_string(),
-            what: source.to_string(),
-        }
-    } else {
-        RegistryError::Transport {
-            method: method.to_string(),
-            url: url.to_string(),
-            source: Box::new(source),
-        }
-    }
-}
-
-/// Read at most `limit` bytes of a body; more is an error.
-pub(crate) fn read_limited(resp: Response<Body>, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    resp.into_body().into_reader().take(limit + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("body is larger than {limit} bytes")));
-    }
-    Ok(out)
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errors: Vec<ErrorEntry>,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorEntry {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// `": CODE message; ..."` from an OCI error body, or a short excerpt of any other body.
-fn error_detail(resp: Response<Body>) -> String {
-    let mut buf = Vec::new();
-    if resp
-        .into_body()
-        .into_reader()
-        .take(ERROR_BODY_LIMIT)
-        .read_to_end(&mut buf)
-        .is_err()
-    {
-        return String::new();
-    }
-    if let Ok(body) = serde_json::from_slice::<ErrorBody>(&buf) {
-        if !body.errors.is_empty() {
-            let parts: Vec<String> = body
-                .errors
-                .iter()
-                .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
-                .collect();
-            return format!(": {}", parts.join("; "));
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let text = text.trim();
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.chars().take(200).collect::<String>())
-    }
-}
-
-fn is_loopback(registry: &str) -> bool {
-    let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Percent-encode a query parameter value.
 pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -852,10 +654,16 @@ pub(crate) fn encode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Names resolve without the network: `public.example` to a TEST-NET address.
     fn client() -> Client {
         Client::builder()
             .docker_config(None)
+            .certs_dir(None)
             .insecure("reg.internal:5000")
+            .resolver(Arc::new(|host: &str| match host {
+                "public.example" => Ok(vec!["192.0.2.1".parse().expect("ip")]),
+                _ => Err(std::io::ErrorKind::NotFound.into()),
+            }))
             .build()
             .expect("client")
     }
@@ -864,13 +672,17 @@ mod tests {
     fn endpoints_follow_docker() {
         let c = client();
         assert_eq!(c.endpoint("docker.io").base_url, "https://registry-1.docker.io");
-        assert_eq!(c.endpoint("localhost:5000").base_url, "http://localhost:5000");
-        assert_eq!(c.endpoint("localhost").base_url, "http://localhost");
-        assert_eq!(c.endpoint("127.0.0.1:8080").base_url, "http://127.0.0.1:8080");
-        assert_eq!(c.endpoint("[::1]:5000").base_url, "http://[::1]:5000");
-        assert_eq!(c.endpoint("reg.internal:5000").base_url, "http://reg.internal:5000");
         assert_eq!(c.endpoint("reg.internal").base_url, "https://reg.internal");
         assert_eq!(c.endpoint("quay.io").base_url, "https://quay.io");
+        assert_eq!(
+            c.endpoint("public.example:5000").base_url,
+            "https://public.example:5000"
+        );
+        for insecure in ["localhost:5000", "127.0.0.1:8080", "[::1]:5000", "reg.internal:5000"] {
+            assert!(c.security(insecure).is_insecure(), "{insecure}");
+        }
+        assert_eq!(c.security("public.example:5000"), Security::Secure);
+        assert!(c.mirror_endpoints("docker.io").is_empty());
     }
 
     #[test]

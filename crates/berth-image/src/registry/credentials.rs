@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 
+use super::auth::{self, Challenge};
 use super::auth::{normalize_registry_key, Credentials};
-use super::client::Client;
-use super::error::{RegistryError, Result};
+use super::client::{encode, Client, Payload};
+use super::error::{error_detail, read_limited, RegistryError, Result};
 
 /// The user name a credential helper (or an `identitytoken` entry) uses for an identity token.
 pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
@@ -296,6 +297,72 @@ pub fn logout(config_path: &Path, registry: &str, helper_dir: Option<&Path>) -> 
         write_config_value(config_path, &config)?;
     }
     Ok(removed)
+}
+
+impl Client {
+    /// Check credentials as `docker login` does: `GET /v2/`; if the registry asks for
+    /// basic auth, again with them; if it asks for a bearer token, ask its token server
+    /// for one (no scope) with them.
+    pub fn check_login(&self, registry: &str, credentials: &Credentials) -> Result<()> {
+        let fail = |reason: String| RegistryError::Login {
+            registry: registry.to_string(),
+            username: credentials.username.clone(),
+            reason,
+        };
+        let base = self.endpoint(registry).base_url;
+        let url = format!("{base}/v2/");
+        let resp = self.raw("GET", &url, &[], None, &mut Payload::Empty)?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(());
+        }
+        if status != 401 {
+            return Err(fail(format!("GET {url} returned HTTP {status}{}", error_detail(resp))));
+        }
+        let challenge = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(auth::parse_challenge)
+            .ok_or_else(|| fail(format!("GET {url} returned HTTP 401 without a usable challenge")))?;
+        match challenge {
+            Challenge::Basic => {
+                let header = credentials.basic_header();
+                let resp = self.raw("GET", &url, &[], Some(&header), &mut Payload::Empty)?;
+                match resp.status().as_u16() {
+                    200 => Ok(()),
+                    s => Err(fail(format!(
+                        "GET {url} with basic auth returned HTTP {s}{}",
+                        error_detail(resp)
+                    ))),
+                }
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                let mut token_url = realm.clone();
+                token_url.push(if realm.contains('?') { '&' } else { '?' });
+                let mut params = vec![
+                    format!("account={}", encode(&credentials.username)),
+                    "client_id=berth".to_string(),
+                ];
+                params.extend(service.iter().map(|s| format!("service={}", encode(s))));
+                token_url.push_str(&params.join("&"));
+                let header = credentials.basic_header();
+                let resp = self.raw("GET", &token_url, &[], Some(&header), &mut Payload::Empty)?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    return Err(fail(format!(
+                        "token server {realm} returned HTTP {status}{}",
+                        error_detail(resp)
+                    )));
+                }
+                let body = read_limited(resp, 1024 * 1024)
+                    .map_err(|e| fail(format!("reading the answer of token server {realm}: {e}")))?;
+                auth::parse_token_response(&body).map_err(|e| fail(format!("token server {realm}: {e}")))?;
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

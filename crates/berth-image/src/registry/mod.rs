@@ -5,16 +5,20 @@
 //! Uses [`digest`](crate::digest), [`reference`](crate::reference) and
 //! [`store`](crate::store); nothing else in the crate uses it.
 //!
-//! - [`client`]: [`Client`] and its builder, endpoint resolution (Docker Hub is
-//!   `registry-1.docker.io`; plain HTTP only for loopback and listed insecure
-//!   registries), TLS with the system roots plus per-registry CAs and client
-//!   certificates from `/etc/docker/certs.d/<host>/`, and the authenticated request loop.
+//! - [`client`]: [`Client`] and its builder, and the authenticated request loop.
+//! - `tls`: the connections' TLS: system roots plus per-registry CAs and client
+//!   certificates from `/etc/docker/certs.d/<host>/`; no verification for insecure
+//!   registries.
+//! - [`endpoint`]: where a registry is reached, from `daemon.json`'s `registry-mirrors`
+//!   (Docker Hub pulls try them first) and `insecure-registries` (unverified HTTPS, then
+//!   plain HTTP; loopback always); Docker Hub is `registry-1.docker.io`.
 //! - [`auth`]: credentials (`~/.docker/config.json`), `WWW-Authenticate` challenges,
 //!   bearer tokens cached per scope.
 //! - [`credentials`]: `docker-credential-*` helpers (`credsStore`, `credHelpers`),
 //!   [`login`] and [`logout`] writing `config.json` or the helper.
 //! - [`pull`]: manifests (by tag or verified digest, index → platform), blobs streamed
-//!   into the store in parallel with progress, each digest fetched once at a time.
+//!   into the store in parallel with progress, each digest fetched once at a time, an
+//!   interrupted blob resumed where it stopped (`Range`).
 //! - [`push`]: blobs (skip existing, cross-repository mount, monolithic or chunked
 //!   upload) and manifests.
 //!
@@ -24,14 +28,19 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+pub mod endpoint;
 pub mod error;
+mod pipeline;
 pub mod pull;
 pub mod push;
+mod tls;
 
 pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientBuilder};
 pub use credentials::{login, logout, CredentialHelper};
+pub use endpoint::{Endpoint, RegistryConfig, Security};
 pub use error::{RegistryError, Result};
+pub use pipeline::PulledUnpacked;
 pub use pull::{BlobProgress, Platform, PullOptions, Pulled};
 pub use push::{PushOptions, PushReport};
 

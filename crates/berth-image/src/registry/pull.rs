@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::auth::lock;
-use super::client::{read_limited, transport_error, Access, Client, Payload, Repo};
-use super::error::{RegistryError, Result};
+use super::client::{Access, Client, Payload, Repo};
+use super::error::{read_limited, transport_error, RegistryError, Result};
+use super::pipeline::{Tee, TeeReader};
 use super::{
     is_index, is_manifest, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_SIZE_LIMIT, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::digest::{Algorithm, Digest};
 use crate::reference::Reference;
-use crate::store::BlobStore;
+use crate::store::{BlobStore, PartialIngest, StoreError};
 
 /// An OS/architecture(/variant) an image is built for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -88,9 +89,13 @@ impl fmt::Display for Platform {
 pub struct BlobProgress {
     pub digest: Digest,
     pub media_type: String,
-    /// Bytes received so far (`total` when `cached`).
+    /// Bytes stored so far, counting those of an earlier interrupted download this one
+    /// resumed (`total` when `cached`).
     pub done: u64,
     pub total: u64,
+    /// Bytes an earlier interrupted download had stored, which this one did not fetch
+    /// again (0: downloaded from the start).
+    pub resumed_from: u64,
     /// The blob was already in the store and was not downloaded.
     pub cached: bool,
 }
@@ -118,6 +123,18 @@ pub struct Pulled {
     pub layers: Vec<Digest>,
     /// Blobs this pull downloaded (the rest were already stored).
     pub fetched: Vec<Digest>,
+    /// Base URL of the registry or mirror the image came from.
+    pub endpoint: String,
+}
+
+/// An image manifest chosen for a pull, not stored yet.
+pub(crate) struct ResolvedImage {
+    pub index: Option<FetchedManifest>,
+    pub manifest: FetchedManifest,
+    /// `name@digest` of the manifest, for errors.
+    pub label: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
 }
 
 /// A manifest or index as served, verified against its digest.
@@ -200,14 +217,46 @@ pub(crate) fn parse_manifest(
 impl Client {
     /// Fetch the manifest or index `reference` names (its digest if it has one, else its
     /// tag), checked against the digest asked for and the `Docker-Content-Digest` header.
+    /// A Docker Hub reference tries the configured mirrors first, as a pull does.
     pub fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
-        let repo = self.repo(reference.domain(), reference.path());
+        self.via_pull_endpoints(reference, |repo| self.fetch_manifest_from(repo, reference))
+    }
+
+    fn fetch_manifest_from(&self, repo: &Repo, reference: &Reference) -> Result<FetchedManifest> {
         let target = match (reference.digest(), reference.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_string(),
             (None, None) => crate::reference::DEFAULT_TAG.to_string(),
         };
-        self.get_manifest(&repo, &target, reference.digest())
+        self.get_manifest(repo, &target, reference.digest())
+    }
+
+    /// Run `op` against each endpoint a pull of `reference` may use: the registry's
+    /// mirrors (Docker Hub only) in order, then the registry itself. A mirror's failure
+    /// moves on to the next endpoint, except a failure of the local store (a full disk
+    /// would fail everywhere); blobs stored meanwhile are verified and kept.
+    pub(crate) fn via_pull_endpoints<T>(
+        &self,
+        reference: &Reference,
+        mut op: impl FnMut(&Repo) -> Result<T>,
+    ) -> Result<T> {
+        let mut failed = Vec::new();
+        for mirror in self.mirror_endpoints(reference.domain()) {
+            match op(&Repo::at(&mirror, reference.path())) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_local_failure(&e) => return Err(e),
+                Err(e) => failed.push(format!("{}: {e}", mirror.base_url)),
+            }
+        }
+        let result = op(&self.repo(reference.domain(), reference.path()));
+        match result {
+            Err(e) if !failed.is_empty() => Err(RegistryError::Mirrors {
+                registry: reference.domain().to_string(),
+                mirrors: failed.join("; "),
+                source: Box::new(e),
+            }),
+            other => other,
+        }
     }
 
     pub(crate) fn get_manifest(&self, repo: &Repo, target: &str, expected: Option<&Digest>) -> Result<FetchedManifest> {
@@ -273,9 +322,40 @@ impl Client {
     /// Pull `reference` into `store`: its manifest (the one for the wanted platform if it
     /// names an index), config and layers. Blobs already stored are not downloaded;
     /// manifests are stored last, so a stored manifest means its blobs are there.
+    ///
+    /// A Docker Hub reference is pulled from the first configured mirror that serves it
+    /// whole, else from Docker Hub ([`Pulled::endpoint`] says which).
     pub fn pull(&self, reference: &Reference, store: &BlobStore, options: &PullOptions) -> Result<Pulled> {
-        let repo = self.repo(reference.domain(), reference.path());
-        let top = self.fetch_manifest(reference)?;
+        self.via_pull_endpoints(reference, |repo| self.pull_from(repo, reference, store, options))
+    }
+
+    fn pull_from(
+        &self,
+        repo: &Repo,
+        reference: &Reference,
+        store: &BlobStore,
+        options: &PullOptions,
+    ) -> Result<Pulled> {
+        let image = self.resolve_image(repo, reference, options)?;
+        let mut blobs = vec![image.config.clone()];
+        for l in &image.layers {
+            if !blobs.iter().any(|b| b.digest == l.digest) {
+                blobs.push(l.clone());
+            }
+        }
+        let downloaded = self.download_all(repo, store, &blobs, options.progress.as_deref(), &[])?;
+        self.finish_pull(repo, store, image, downloaded)
+    }
+
+    /// The image manifest `reference` names (the wanted platform's, through an index).
+    pub(crate) fn resolve_image(
+        &self,
+        repo: &Repo,
+        reference: &Reference,
+        options: &PullOptions,
+    ) -> Result<ResolvedImage> {
+        let repo = repo.clone();
+        let top = self.fetch_manifest_from(&repo, reference)?;
         let (index, fetched) = if is_index(&top.media_type) {
             let label = reference.to_string();
             let (doc, _) = parse_manifest(&repo.registry, &label, &top.bytes, Some(&top.media_type))?;
@@ -317,18 +397,36 @@ impl Client {
                 what: "manifest lacks \"config\" or \"layers\"".into(),
             });
         };
-        let mut blobs = vec![config.clone()];
-        for l in &layers {
-            if !blobs.iter().any(|b| b.digest == l.digest) {
-                blobs.push(l.clone());
-            }
-        }
-        let downloaded = self.download_all(&repo, store, &blobs, options.progress.as_deref())?;
+        Ok(ResolvedImage {
+            index,
+            manifest: fetched,
+            label,
+            config,
+            layers,
+        })
+    }
+
+    /// Store the manifest (and index) once every blob is in: a stored manifest means
+    /// its blobs are there.
+    pub(crate) fn finish_pull(
+        &self,
+        repo: &Repo,
+        store: &BlobStore,
+        image: ResolvedImage,
+        downloaded: Vec<Digest>,
+    ) -> Result<Pulled> {
+        let ResolvedImage {
+            index,
+            manifest: fetched,
+            label,
+            config,
+            layers,
+        } = image;
         for m in [Some(&fetched), index.as_ref()].into_iter().flatten() {
             store
                 .ingest(Some(&m.digest), Some(m.bytes.len() as u64), m.bytes.as_slice())
-                .map_err(|source| blob_error(&repo, &m.digest, source))?;
-            self.record_source(&repo, &m.digest);
+                .map_err(|source| blob_error(repo, &m.digest, source))?;
+            self.record_source(repo, &m.digest);
         }
         let manifest = serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::BadManifest {
             registry: repo.registry.clone(),
@@ -343,19 +441,21 @@ impl Client {
             config: config.digest,
             layers: layers.into_iter().map(|l| l.digest).collect(),
             fetched: downloaded,
+            endpoint: repo.base_url.clone(),
         })
     }
 
     /// Download `blobs` with up to `parallel` threads; returns those actually fetched, in
-    /// `blobs` order.
+    /// `blobs` order. `tees[i]`, when there, gets blob `i`'s bytes as they arrive.
     /// After the first failure no new blob is started; the first failing blob's error is
     /// returned (those already stored stay: they are verified and reusable).
-    fn download_all(
+    pub(crate) fn download_all(
         &self,
         repo: &Repo,
         store: &BlobStore,
         blobs: &[Descriptor],
         progress: Option<&ProgressFn>,
+        tees: &[Option<Tee>],
     ) -> Result<Vec<Digest>> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -368,7 +468,8 @@ impl Client {
                     if i >= blobs.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    match self.fetch_blob(repo, &blobs[i], store, progress) {
+                    let tee = tees.get(i).and_then(Option::as_ref);
+                    match self.fetch_blob(repo, &blobs[i], store, progress, tee) {
                         Ok(true) => lock(&fetched).push(i),
                         Ok(false) => {}
                         Err(e) => {
@@ -391,20 +492,46 @@ impl Client {
 
     /// Fetch one blob into `store` unless it is there. Returns whether it was downloaded.
     /// Concurrent calls for one digest (from any thread using this client) download once.
+    ///
+    /// Bytes an interrupted earlier download left in the store are kept: only the rest is
+    /// asked for (`Range: bytes=N-`). A registry answering with the whole blob (200) is
+    /// read from the start instead, and a resumed blob whose digest turns out wrong is
+    /// downloaded once more from scratch (its first part may have been damaged by a crash).
+    ///
+    /// With a `tee`, the bytes of a download from the start are also passed on as they
+    /// arrive, and the tee is told at the end whether they were verified; a blob that is
+    /// already stored or is resumed is announced as stored instead.
     pub(crate) fn fetch_blob(
         &self,
         repo: &Repo,
         desc: &Descriptor,
         store: &BlobStore,
         progress: Option<&ProgressFn>,
+        tee: Option<&Tee>,
     ) -> Result<bool> {
-        let report = |done: u64, cached: bool| {
+        let result = self.fetch_blob_to(repo, desc, store, progress, tee);
+        if let Some(t) = tee {
+            t.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+        }
+        result
+    }
+
+    fn fetch_blob_to(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        store: &BlobStore,
+        progress: Option<&ProgressFn>,
+        tee: Option<&Tee>,
+    ) -> Result<bool> {
+        let report = |done: u64, resumed_from: u64, cached: bool| {
             if let Some(cb) = progress {
                 cb(&BlobProgress {
                     digest: desc.digest.clone(),
                     media_type: desc.media_type.clone(),
                     done,
                     total: desc.size,
+                    resumed_from,
                     cached,
                 });
             }
@@ -415,33 +542,97 @@ impl Client {
                 .map_err(|e| blob_error(repo, &desc.digest, e))
         };
         if present()? {
-            report(desc.size, true);
+            report(desc.size, 0, true);
             self.record_source(repo, &desc.digest);
             return Ok(false);
         }
         let _claim = self.claim(&desc.digest);
         if present()? {
-            report(desc.size, true);
+            report(desc.size, 0, true);
             self.record_source(repo, &desc.digest);
             return Ok(false);
         }
-        let url = repo.url(&format!("blobs/{}", desc.digest));
-        let resp = self.send(repo, Access::Pull, "GET", &url, &[], Payload::Empty)?;
-        if resp.status().as_u16() != 200 {
-            return Err(self.status_error(repo, "GET", &url, resp));
+        let store_err = |e| blob_error(repo, &desc.digest, e);
+        let mut may_resume = true;
+        loop {
+            let mut ingest = store.resume_ingest(&desc.digest, Some(desc.size)).map_err(store_err)?;
+            if !may_resume {
+                ingest.restart().map_err(store_err)?;
+            }
+            let resumed_from = ingest.offset();
+            // Only a download from byte 0 is passed on: the tee's reader cannot rewind.
+            let stream = tee.filter(|_| resumed_from == 0 && may_resume);
+            if resumed_from < desc.size {
+                self.download_rest(repo, desc, &mut ingest, &report, stream)?;
+            }
+            match ingest.commit() {
+                Ok(_) => break,
+                Err(StoreError::DigestMismatch { .. }) if resumed_from > 0 => may_resume = false,
+                Err(e) => return Err(store_err(e)),
+            }
         }
-        report(0, false);
-        let reader = ProgressReader {
-            inner: resp.into_body().into_reader(),
-            done: 0,
-            report: &report,
-        };
-        store
-            .ingest(Some(&desc.digest), Some(desc.size), reader)
-            .map_err(|e| blob_error(repo, &desc.digest, e))?;
         self.record_source(repo, &desc.digest);
         Ok(true)
     }
+
+    /// GET the bytes of `desc` that `ingest` lacks and append them.
+    fn download_rest(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        ingest: &mut PartialIngest<'_>,
+        report: &dyn Fn(u64, u64, bool),
+        tee: Option<&Tee>,
+    ) -> Result<()> {
+        let url = repo.url(&format!("blobs/{}", desc.digest));
+        let offset = ingest.offset();
+        let mut headers = Vec::new();
+        if offset > 0 {
+            headers.push(("Range", format!("bytes={offset}-")));
+        }
+        let mut resp = self.send(repo, Access::Pull, "GET", &url, &headers, Payload::Empty)?;
+        let status = resp.status().as_u16();
+        let resumed = offset > 0 && status == 206 && content_range_start(&resp) == Some(offset);
+        if offset > 0 && !resumed && matches!(status, 206 | 416) {
+            // A range we did not ask for, or "not satisfiable" (the partial file does not
+            // fit the registry's blob): fetch the whole blob instead.
+            drop(resp);
+            resp = self.send(repo, Access::Pull, "GET", &url, &[], Payload::Empty)?;
+        }
+        let status = resp.status().as_u16();
+        if !(status == 200 || resumed && status == 206) {
+            return Err(self.status_error(repo, "GET", &url, resp));
+        }
+        if !resumed {
+            // The registry ignored the range and sends everything: start over.
+            ingest.restart().map_err(|e| blob_error(repo, &desc.digest, e))?;
+        }
+        let from = ingest.offset();
+        report(from, from, false);
+        let reader = ProgressReader {
+            inner: resp.into_body().into_reader(),
+            done: from,
+            report: &|done| report(done, from, false),
+        };
+        let mut reader = TeeReader::new(reader, tee.filter(|_| from == 0));
+        ingest
+            .append(&mut reader)
+            .map_err(|e| blob_error(repo, &desc.digest, e))?;
+        reader.flush();
+        Ok(())
+    }
+}
+
+/// The first byte position of a `Content-Range: bytes FIRST-LAST/TOTAL` header.
+fn content_range_start(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    let value = resp.headers().get("content-range")?.to_str().ok()?;
+    let range = value.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// Whether `e` is this machine's store failing (not worth trying another endpoint).
+fn is_local_failure(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::Blob { source, .. } if matches!(**source, StoreError::Io { .. } | StoreError::BlobIo { .. }))
 }
 
 pub(crate) fn blob_error(repo: &Repo, digest: &Digest, source: crate::store::StoreError) -> RegistryError {
@@ -456,7 +647,7 @@ pub(crate) fn blob_error(repo: &Repo, digest: &Digest, source: crate::store::Sto
 struct ProgressReader<'a, R> {
     inner: R,
     done: u64,
-    report: &'a dyn Fn(u64, bool),
+    report: &'a dyn Fn(u64),
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
@@ -464,7 +655,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         if n > 0 {
             self.done += n as u64;
-            (self.report)(self.done, false);
+            (self.report)(self.done);
         }
         Ok(n)
     }

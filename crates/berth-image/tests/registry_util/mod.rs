@@ -47,7 +47,17 @@ impl Registry {
     }
 
     /// Start with `auth_yaml` (a complete `auth:` section, or empty) and storage in `dir`.
-    pub fn start_with_auth(mut dir: tempfile::TempDir, auth_yaml: &str) -> Registry {
+    pub fn start_with_auth(dir: tempfile::TempDir, auth_yaml: &str) -> Registry {
+        Registry::start_at("127.0.0.1", dir, auth_yaml)
+    }
+
+    /// Start listening on `ip` (a loopback address) with `auth_yaml` (extra `http:`
+    /// settings such as `tls:`, or an `auth:` section) and storage in `dir`.
+    pub fn start_at(ip: &str, mut dir: tempfile::TempDir, auth_yaml: &str) -> Registry {
+        assert!(
+            ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback()),
+            "test registries listen on loopback only, not {ip}"
+        );
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install the Debian package docker-registry (scripts/setup.sh does)"
@@ -57,7 +67,7 @@ impl Registry {
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let addr = format!("127.0.0.1:{port}");
+            let addr = format!("{ip}:{port}");
             let config = dir.path().join("config.yml");
             let storage = dir.path().join("storage");
             let yaml = format!(
@@ -164,6 +174,8 @@ fn gzip_tar(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         builder.append_data(&mut header, name, *data).expect("tar append");
@@ -254,6 +266,12 @@ pub enum Reply {
     Hang,
     /// Send headers declaring `declared` bytes and this much body, then stall.
     Stall { declared: usize, body: Vec<u8> },
+    /// A 200 with `body` sent `chunk` bytes at a time, `pause` apart.
+    Slow {
+        body: Vec<u8>,
+        chunk: usize,
+        pause: Duration,
+    },
 }
 
 impl Reply {
@@ -319,6 +337,25 @@ impl Drop for FakeServer {
 
 fn serve_conn(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<String>>, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    // A TLS ClientHello (the client trying HTTPS on an insecure registry first) gets the
+    // answer Go's net/http gives it, so the client falls back to HTTP at once.
+    let mut first = [0u8; 1];
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match conn.peek(&mut first) {
+            Ok(0) => return,
+            Ok(_) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+    if first[0] == 0x16 {
+        let mut out = &conn;
+        let _ = out.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+        return;
+    }
     let mut reader = BufReader::new(conn.try_clone().expect("clone stream"));
     let mut out = conn;
     loop {
@@ -374,6 +411,18 @@ fn serve_conn(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<String>>, stop
                 hang(stop);
                 return;
             }
+            Reply::Slow { body, chunk, pause } => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for part in body.chunks(chunk.max(1)) {
+                    if stop.load(Ordering::SeqCst) || out.write_all(part).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(pause);
+                }
+            }
             Reply::Stall { declared, body } => {
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {declared}\r\n\r\n");
                 let _ = out.write_all(head.as_bytes());
@@ -391,4 +440,100 @@ fn hang(stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` (`host:port`, loopback) that counts
+/// the bytes it passes back to clients and can cut every connection once a budget of
+/// such bytes is spent (an interrupted download). Threads stop when it is dropped.
+pub struct CountingProxy {
+    pub addr: String,
+    /// Bytes sent from upstream to clients so far.
+    pub down: Arc<std::sync::atomic::AtomicU64>,
+    /// Once `down` reaches this, connections are shut down (u64::MAX: never).
+    pub budget: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: &str) -> CountingProxy {
+        use std::sync::atomic::AtomicU64;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let down = Arc::new(AtomicU64::new(0));
+        let budget = Arc::new(AtomicU64::new(u64::MAX));
+        let stop = Arc::new(AtomicBool::new(false));
+        let upstream = upstream.to_string();
+        let (down2, budget2, stop2) = (down.clone(), budget.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (down, budget) = (down2.clone(), budget2.clone());
+                let (c2, s2) = (
+                    client.try_clone().expect("clone client"),
+                    server.try_clone().expect("clone server"),
+                );
+                std::thread::spawn(move || pump(c2, s2, None));
+                std::thread::spawn(move || pump(server, client, Some((down, budget))));
+            }
+        });
+        CountingProxy {
+            addr,
+            down,
+            budget,
+            stop,
+        }
+    }
+
+    pub fn reference(&self, path: &str) -> berth_image::Reference {
+        berth_image::Reference::parse(&format!("{}/{path}", self.addr)).expect("reference")
+    }
+
+    pub fn down(&self) -> u64 {
+        self.down.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+type Counter = (Arc<std::sync::atomic::AtomicU64>, Arc<std::sync::atomic::AtomicU64>);
+
+/// Copy `from` → `to` until either side closes; with `count`, add the bytes to the
+/// counter and shut both sockets down once the budget is spent.
+fn pump(mut from: TcpStream, mut to: TcpStream, count: Option<Counter>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut want = buf.len();
+        if let Some((down, budget)) = &count {
+            let left = budget
+                .load(Ordering::SeqCst)
+                .saturating_sub(down.load(Ordering::SeqCst));
+            if left == 0 {
+                break;
+            }
+            want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some((down, _)) = &count {
+            down.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
