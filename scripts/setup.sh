@@ -13,4 +13,4 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
 fi
-cargo build --release -p berth-runtime
+cargo build --release -p berth-runtime -p berthd

@@ -1,0 +1,158 @@
+//! The daemon's configuration: `daemon.json` with Docker's key names, then flags.
+//! Every path and name is configurable so several daemons (tests) run side by side.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DaemonConfig {
+    #[serde(default = "default_data_root")]
+    pub data_root: PathBuf,
+    #[serde(default = "default_exec_root")]
+    pub exec_root: PathBuf,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default = "default_log_driver")]
+    pub log_driver: String,
+    #[serde(default)]
+    pub log_opts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    #[serde(default)]
+    pub registry_mirrors: Vec<String>,
+    #[serde(default)]
+    pub live_restore: bool,
+    #[serde(default)]
+    pub bip: Option<String>,
+    #[serde(default)]
+    pub default_address_pools: Vec<serde_json::Value>,
+    /// Parent of every container's cgroup (Docker's `cgroup-parent`).
+    #[serde(default = "default_cgroup_parent")]
+    pub cgroup_parent: String,
+    /// A seccomp profile file replacing Docker's default one.
+    #[serde(default)]
+    pub seccomp_profile: Option<PathBuf>,
+    #[serde(default)]
+    pub debug: bool,
+    /// The monitor binary (default: `berth-monitor` next to berthd).
+    #[serde(default)]
+    pub monitor_path: Option<PathBuf>,
+    /// Docker keys Berth accepts and does not act on yet.
+    #[serde(default, rename = "storage-driver")]
+    pub storage_driver: Option<String>,
+    #[serde(default)]
+    pub experimental: bool,
+}
+
+fn default_data_root() -> PathBuf {
+    "/var/lib/berth".into()
+}
+fn default_exec_root() -> PathBuf {
+    "/run/berth".into()
+}
+fn default_log_driver() -> String {
+    "json-file".into()
+}
+fn default_cgroup_parent() -> String {
+    "/berth".into()
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("defaults")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("daemon config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("daemon config {path}: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("daemon config: {0}")]
+    Invalid(String),
+}
+
+impl DaemonConfig {
+    /// Read `daemon.json`; a missing file at the default location is an empty config.
+    pub fn load(path: &Path, must_exist: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let cfg: DaemonConfig = serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (what, p) in [("data-root", &self.data_root), ("exec-root", &self.exec_root)] {
+            if !p.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "{what} must be an absolute path: {}",
+                    p.display()
+                )));
+            }
+        }
+        if !matches!(self.log_driver.as_str(), "json-file" | "none") {
+            return Err(ConfigError::Invalid(format!(
+                "log-driver {:?} is not supported (json-file, none)",
+                self.log_driver
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_root.join("image")
+    }
+    pub fn exec_containers_dir(&self) -> PathBuf {
+        self.exec_root.join("c")
+    }
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+    pub fn default_socket(&self) -> PathBuf {
+        self.exec_root.join("berth.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_keys_and_errors() {
+        let c: DaemonConfig = serde_json::from_str(
+            r#"{"data-root":"/d","insecure-registries":["r:5000"],"log-opts":{"max-size":"1m"},"live-restore":true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/d"));
+        assert_eq!(c.exec_root, PathBuf::from("/run/berth"));
+        assert!(c.live_restore);
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"data-rot":"/d"}"#).unwrap_err();
+        assert!(e.to_string().contains("data-rot"), "{e}");
+        let bad = DaemonConfig {
+            data_root: "rel".into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("data-root"));
+    }
+}

@@ -1,0 +1,192 @@
+//! berthd: the Docker Engine API on a unix socket (and optionally TCP on loopback),
+//! over berth-engine. Containers outlive it: each has its own monitor process.
+
+// Handlers return the ready error response as `Err`; it is made once per failed request.
+#![allow(clippy::result_large_err)]
+
+mod containers;
+mod http;
+mod images;
+mod routes;
+mod streams;
+mod system;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use berth_engine::{DaemonConfig, Engine};
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+#[derive(Parser)]
+#[command(name = "berthd", version, about = "Berth's daemon: the Docker Engine API")]
+struct Args {
+    /// daemon.json (Docker's key names).
+    #[arg(long = "config-file", default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// Where to listen: unix:///path or tcp://127.0.0.1:PORT (repeatable).
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    #[arg(long = "data-root")]
+    data_root: Option<PathBuf>,
+    #[arg(long = "exec-root")]
+    exec_root: Option<PathBuf>,
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
+    /// Group owning the unix socket (default: `berth` when it exists).
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
+    #[arg(long = "monitor-path")]
+    monitor_path: Option<PathBuf>,
+    #[arg(short = 'D', long)]
+    debug: bool,
+}
+
+pub struct Daemon {
+    pub engine: Arc<Engine>,
+}
+
+fn config(args: &Args) -> Result<DaemonConfig> {
+    let explicit = args.config_file != std::path::Path::new("/etc/berth/daemon.json");
+    let mut cfg = DaemonConfig::load(&args.config_file, explicit)?;
+    if !args.hosts.is_empty() {
+        if !cfg.hosts.is_empty() {
+            bail!("hosts are given both as flags and in {}", args.config_file.display());
+        }
+        cfg.hosts = args.hosts.clone();
+    }
+    if let Some(d) = &args.data_root {
+        cfg.data_root = d.clone();
+    }
+    if let Some(d) = &args.exec_root {
+        cfg.exec_root = d.clone();
+    }
+    if let Some(c) = &args.cgroup_parent {
+        cfg.cgroup_parent = c.clone();
+    }
+    if let Some(g) = &args.group {
+        cfg.group = Some(g.clone());
+    }
+    if let Some(m) = &args.monitor_path {
+        cfg.monitor_path = Some(m.clone());
+    }
+    cfg.debug |= args.debug;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+async fn serve_unix(path: PathBuf, group: Option<String>, daemon: Arc<Daemon>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    let explicit = group.is_some();
+    let group = group.unwrap_or_else(|| "berth".into());
+    match group_id(&group) {
+        Some(gid) => nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(gid)))?,
+        None if explicit => bail!("group {group:?} does not exist"),
+        None => {}
+    }
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| routes::handle(d.clone(), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+async fn serve_tcp(addr: String, daemon: Arc<Daemon>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listen on {addr}"))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| routes::handle(d.clone(), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let cfg = config(&args)?;
+    // Two workers are plenty for an API server; blocking engine calls go to the blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(256 << 10)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let hosts = if cfg.hosts.is_empty() {
+            vec![format!("unix://{}", cfg.default_socket().display())]
+        } else {
+            cfg.hosts.clone()
+        };
+        let group = cfg.group.clone();
+        let engine = tokio::task::spawn_blocking(move || Engine::open(cfg)).await??;
+        let daemon = Arc::new(Daemon { engine });
+        let mut tasks = Vec::new();
+        for h in hosts {
+            if let Some(p) = h.strip_prefix("unix://") {
+                tasks.push(tokio::spawn(serve_unix(p.into(), group.clone(), daemon.clone())));
+            } else if let Some(a) = h.strip_prefix("tcp://") {
+                tasks.push(tokio::spawn(serve_tcp(a.into(), daemon.clone())));
+            } else {
+                bail!("unsupported host {h:?} (unix:///path or tcp://127.0.0.1:PORT)");
+            }
+        }
+        eprintln!(
+            "berthd: API listening; data root {}",
+            daemon.engine.cfg.data_root.display()
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            r = futures_first(tasks) => { r?; }
+        }
+        // Containers keep running under their monitors; a restarted berthd re-attaches.
+        eprintln!("berthd: shutting down");
+        Ok(())
+    })
+}
+
+/// The first listener to fail ends the daemon.
+async fn futures_first(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(tasks.len().max(1));
+    for t in tasks {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let r = match t.await {
+                Ok(r) => r,
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(r).await;
+        });
+    }
+    drop(tx);
+    rx.recv().await.unwrap_or(Ok(()))
+}

@@ -1,0 +1,254 @@
+//! A berthd of a test's own (temporary data root, exec root, socket, cgroup parent),
+//! driven by real clients. Dropping it removes its containers, stops it, and checks
+//! that no mount or cgroup of it is left.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+}
+
+/// A busybox rootfs tar (Debian's busybox-static) in `dir`.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let path = dir.join("busybox.tar");
+    if path.exists() {
+        return path;
+    }
+    let root = tempfile::tempdir_in(dir).unwrap();
+    let r = root.path();
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", r.join("bin/busybox")).expect("busybox-static installed");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for a in String::from_utf8_lossy(&list.stdout).lines() {
+        if a != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(a));
+        }
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(r)
+        .arg("-cf")
+        .arg(&path)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    path
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new().prefix("berthd-test").tempdir().unwrap();
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let mut d = Daemon {
+            sock: dir.path().join("berth.sock"),
+            cgroup_parent: format!("/berth-test-{}-{n}", std::process::id()),
+            dir,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let cfg = self.dir.path().join("daemon.json");
+        if !cfg.exists() {
+            std::fs::write(&cfg, "{}").unwrap();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--config-file")
+            .arg(self.dir.path().join("daemon.json"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(self.dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("exec"))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--monitor-path")
+            .arg(env!("CARGO_BIN_EXE_berth-monitor"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("berthd exited ({st}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not listen: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The docker CLI (v28 on PATH unless `bin` says otherwise) against this daemon.
+    pub fn cli(&self, bin: &str, args: &[&str]) -> Output {
+        Command::new(bin)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.cli("docker", args)
+    }
+
+    /// Run docker, require success, return trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}): {}\n{}\n--- berthd log:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// Prove the daemon answering is berthd (never a stray dockerd).
+    pub fn assert_is_berth(&self) {
+        let v = self.ok(&["version", "--format", "{{.Server.Platform.Name}}"]);
+        assert_eq!(v, "Berth Engine");
+    }
+
+    pub fn import_busybox(&self, name: &str) {
+        let tar = busybox_tar(self.dir.path());
+        self.ok(&["import", tar.to_str().unwrap(), name]);
+    }
+
+    /// SIGKILL berthd (its containers and monitors live on).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Raw HTTP on the socket: (status, body).
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        // The server may answer (413) and close before reading a large body.
+        let _ = write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let out = String::from_utf8_lossy(&raw).to_string();
+        let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    }
+
+    fn mounts_under(&self, p: &Path) -> Vec<String> {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let p = p.to_string_lossy().to_string();
+        mi.lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|m| m.starts_with(&p))
+            .collect()
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let rel = self.cgroup_parent.trim_start_matches('/');
+        let mut out = Vec::new();
+        let base = Path::new("/sys/fs/cgroup");
+        if base.join(rel).exists() {
+            out.push(base.join(rel));
+        }
+        if let Ok(rd) = std::fs::read_dir(base) {
+            for e in rd.flatten() {
+                let p = e.path().join(rel);
+                if p.exists() {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        self.kill9();
+        let mounts = self.mounts_under(self.dir.path());
+        for m in &mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        // Each hierarchy keeps the (empty) parent cgroup, as Docker keeps /docker.
+        let mut leaked = Vec::new();
+        for d in self.cgroup_dirs() {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        leaked.push(e.path());
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+        if !std::thread::panicking() {
+            assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+            assert!(leaked.is_empty(), "container cgroups left behind: {leaked:?}");
+        }
+    }
+}
