@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in busybox-static libseccomp-dev pkg-config procps iproute2 podman catatonit containerd skopeo umoci docker-registry openssl apache2-utils docker.io; do
+for pkg in busybox-static libseccomp-dev pkg-config procps iproute2 podman catatonit containerd skopeo umoci docker-registry openssl apache2-utils docker.io tini; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -13,4 +13,6 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
 fi
+# The Python docker SDK, for the client tests (PyPI).
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker
 cargo build --release -p berth-runtime -p berthd

@@ -47,6 +47,13 @@ pub struct DaemonConfig {
     pub storage_driver: Option<String>,
     #[serde(default)]
     pub experimental: bool,
+    /// Run every container with an init as PID 1 (`--init` per container).
+    #[serde(default)]
+    pub init: bool,
+    /// The init for `--init` (Docker's docker-init is tini): a static binary, bind-mounted
+    /// into the container.
+    #[serde(default = "default_init_path")]
+    pub init_path: PathBuf,
 }
 
 fn default_data_root() -> PathBuf {
@@ -57,6 +64,9 @@ fn default_exec_root() -> PathBuf {
 }
 fn default_log_driver() -> String {
     "json-file".into()
+}
+fn default_init_path() -> PathBuf {
+    "/usr/bin/tini-static".into()
 }
 fn default_cgroup_parent() -> String {
     "/berth".into()

@@ -82,7 +82,12 @@ pub struct SpecInput<'a> {
     pub cgroup_v2: bool,
     /// Network namespace to join ("none"/default: a new one; None: the host's).
     pub netns: NetNs,
+    /// `--init`: this static binary runs as PID 1 (at /sbin/docker-init) and starts the command.
+    pub init: Option<PathBuf>,
 }
+
+/// Where `--init` puts the init, as Docker does.
+pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 pub enum NetNs {
     New,
@@ -577,9 +582,21 @@ fn namespace_mode(field: &str, mode: &str) -> Result<bool, SpecError> {
 pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let c = input.config;
     let h = input.host;
-    let args = command(c);
+    let mut args = command(c);
     if args.is_empty() {
         return Err(invalid("Cmd", "no command specified"));
+    }
+    if let Some(init) = &input.init {
+        if !init.exists() {
+            return Err(invalid(
+                "HostConfig.Init",
+                format!(
+                    "init binary {} not found (install tini, or set init-path)",
+                    init.display()
+                ),
+            ));
+        }
+        args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
     }
     let hostname = if c.hostname.is_empty() {
         input.id[..12.min(input.id.len())].to_string()
@@ -616,6 +633,9 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let mut mounts = default_mounts(h);
     for (dst, src) in &input.etc_files {
         mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    if let Some(init) = &input.init {
+        mounts.push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
     let user_mounts = user_mounts(h)?;
     // A user's mount over one of ours replaces it.

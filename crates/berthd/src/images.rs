@@ -190,6 +190,7 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
             }
         }
         (&Method::GET, "get") if seg.len() > 1 => save(ctx, "", Some(name_without_last)).await,
+        (&Method::POST, "push") if seg.len() > 1 => crate::registry::push(ctx, req, &name_without_last).await,
         (&Method::POST, "tag") if seg.len() > 1 => {
             let repo = ctx.query.get("repo").unwrap_or("").to_string();
             let tag = ctx
@@ -337,11 +338,9 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Resp {
             Err(r) => r,
         };
     }
-    if let Some(image) = q.get("fromImage") {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("pull of {image}: not available through berthd yet"),
-        );
+    if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
+        let image = image.to_string();
+        return crate::registry::pull(ctx, req, &image).await;
     }
     error(StatusCode::BAD_REQUEST, "images/create: give fromImage or fromSrc")
 }

@@ -7,6 +7,7 @@
 mod containers;
 mod http;
 mod images;
+mod registry;
 mod routes;
 mod streams;
 mod system;

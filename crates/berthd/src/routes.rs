@@ -78,6 +78,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> Resp {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(m == Method::HEAD),
         (&Method::GET, ["version"]) => system::version(&ctx).await,
         (&Method::GET, ["info"]) => system::info(&ctx).await,
+        (&Method::POST, ["auth"]) => crate::registry::auth(&ctx, req).await,
         (&Method::GET, ["events"]) => system::events(&ctx).await,
 
         (&Method::POST, ["containers", "create"]) => containers::create(&ctx, req).await,

@@ -389,55 +389,60 @@ pub async fn exec_start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> Resp
         .unwrap_or(inspect["ProcessConfig"]["tty"].as_bool().unwrap_or(false));
     let keys = detach_keys(inspect["DetachKeys"].as_str().unwrap_or(""));
     let stdin = inspect["OpenStdin"].as_bool().unwrap_or(false);
-    let (e, id2) = (engine.clone(), id.to_string());
     let detach = body.detach;
-    let started = tokio::task::spawn_blocking(move || e.exec_start(&id2, detach, Some(tty), body.console_size)).await;
     let content_type = stream_type(ctx, tty);
-    let stream = match started {
-        Ok(Ok(s)) => s,
-        // As Docker: once the client asked for the stream, the failure goes down it.
-        Ok(Err(err)) if upgrade && !matches!(err, berth_engine::EngineError::NoSuchExec(_)) => {
-            tokio::spawn(async move {
-                let Ok(up) = on_upgrade.await else { return };
-                let mut io = TokioIo::new(up);
-                let _ = io.write_all(&frame(1, format!("{err}\r\n").as_bytes(), tty)).await;
-                let _ = io.shutdown().await;
-            });
-            return upgrade_response(content_type);
-        }
-        Ok(Err(err)) => return http::engine_error(&err),
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err),
-    };
-    let Some(stream) = stream else {
-        return http::status(StatusCode::OK);
-    };
     let id = id.to_string();
     let keys = if stdin { keys } else { None };
-    if !upgrade {
-        let (tx, body) = channel();
+    let start = {
+        let (e, id) = (engine.clone(), id.clone());
+        move || e.exec_start(&id, detach, Some(tty), body.console_size)
+    };
+    if upgrade && !detach {
+        // As Docker: the 101 goes out before the process starts, so no output can arrive
+        // in the same read as the headers (clients switch to the raw socket after them);
+        // a failure to start goes down the stream.
         tokio::spawn(async move {
-            let (client, mut rd) = tokio::io::duplex(64 * 1024);
-            let done: OnStatus = Box::new(move |code| engine.exec_finished(&id, code));
-            tokio::spawn(relay(client, stream, tty, None, Some(done)));
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = rd.read(&mut buf).await {
-                if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                    break;
+            let Ok(up) = on_upgrade.await else { return };
+            let mut io = TokioIo::new(up);
+            match tokio::task::spawn_blocking(start).await {
+                Ok(Ok(Some(stream))) => {
+                    let done: OnStatus = Box::new(move |code| engine.exec_finished(&id, code));
+                    relay(io, stream, tty, keys, Some(done)).await;
+                }
+                Ok(Err(err)) => {
+                    let _ = io.write_all(&frame(1, format!("{err}\r\n").as_bytes(), tty)).await;
+                    let _ = io.shutdown().await;
+                }
+                _ => {
+                    let _ = io.shutdown().await;
                 }
             }
         });
-        return Response::builder()
-            .status(StatusCode::OK)
-            .header("Content-Type", content_type)
-            .body(body)
-            .expect("valid response");
+        return upgrade_response(content_type);
     }
+    let stream = match tokio::task::spawn_blocking(start).await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return http::status(StatusCode::OK),
+        Ok(Err(err)) => return http::engine_error(&err),
+        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err),
+    };
+    let (tx, body) = channel();
     tokio::spawn(async move {
-        let Ok(up) = on_upgrade.await else { return };
+        let (client, mut rd) = tokio::io::duplex(64 * 1024);
         let done: OnStatus = Box::new(move |code| engine.exec_finished(&id, code));
-        relay(TokioIo::new(up), stream, tty, keys, Some(done)).await;
+        tokio::spawn(relay(client, stream, tty, None, Some(done)));
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                break;
+            }
+        }
     });
-    upgrade_response(content_type)
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", content_type)
+        .body(body)
+        .expect("valid response")
 }
 
 #[cfg(test)]

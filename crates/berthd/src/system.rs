@@ -224,6 +224,8 @@ pub async fn events(ctx: &Ctx) -> Resp {
     let (past, mut rx) = ctx.daemon.engine.events.subscribe();
     let (tx, body) = channel();
     let to_ns = |t: (i64, u32)| t.0 * 1_000_000_000 + t.1 as i64;
+    // A whole-second `until` (older clients send those) includes that second's events.
+    let until = until.map(|u| if u.1 == 0 { (u.0, 999_999_999) } else { u });
     tokio::spawn(async move {
         let send = |ev: &berth_engine::events::Event| {
             let v = serde_json::to_value(ev).unwrap_or_default();

@@ -118,7 +118,7 @@ impl Engine {
     }
 
     /// The exec's OCI process: the container's, with the exec's command, env, user, cwd.
-    fn exec_process(&self, container_id: &str, cfg: &ExecConfig, tty: bool) -> Result<Value> {
+    pub(super) fn exec_process(&self, container_id: &str, cfg: &ExecConfig, tty: bool) -> Result<Value> {
         let bundle = self.exec_dir(container_id).join("config.json");
         let spec: Value = std::fs::read(&bundle)
             .ok()
@@ -136,6 +136,10 @@ impl Engine {
         for e in &cfg.env {
             env.retain(|x| key(x) != key(e));
             env.push(e.clone());
+        }
+        // As Docker: a terminal exec gets TERM=xterm unless the container or exec set it.
+        if tty && !env.iter().any(|e| key(e) == "TERM") {
+            env.push("TERM=xterm".into());
         }
         p["env"] = json!(env);
         if !cfg.working_dir.is_empty() {

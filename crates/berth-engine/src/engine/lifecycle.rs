@@ -79,7 +79,14 @@ impl Engine {
     /// `POST /containers/create`: returns the new id and warnings.
     pub fn create(self: &Arc<Self>, name: Option<&str>, body: CreateBody) -> Result<(String, Vec<String>)> {
         let mut config = body.config;
-        let host = body.host_config.unwrap_or_default();
+        let mut host = body.host_config.unwrap_or_default();
+        // As Docker: the daemon's log driver is recorded at create (clients read it back).
+        if host.log_config.kind.is_empty() {
+            host.log_config.kind = self.cfg.log_driver.clone();
+            if host.log_config.config.is_empty() {
+                host.log_config.config = self.cfg.log_opts.clone();
+            }
+        }
         if config.image.is_empty() {
             return Err(EngineError::InvalidParameter("Config.Image: no image specified".into()));
         }
@@ -127,6 +134,15 @@ impl Engine {
             e => e.into(),
         })?;
         merge_image_config(&mut config, &image.config);
+        if config.healthcheck.is_none() {
+            // HEALTHCHECK is a Docker extension of the image config (not in oci-spec's type).
+            config.healthcheck = self
+                .images
+                .read_document(&image.config_digest)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| serde_json::from_value(v["config"]["Healthcheck"].clone()).ok());
+        }
         if ocispec::command(&config).is_empty() {
             return Err(EngineError::InvalidParameter(
                 "no command specified: the image has no CMD or ENTRYPOINT and none was given".into(),
@@ -285,6 +301,11 @@ impl Engine {
                     .map(|f| (format!("/etc/{f}"), dir.join(f)))
                     .collect(),
                 cgroup_v2: self.cgroup_v2,
+                init: rec
+                    .host_config
+                    .init
+                    .unwrap_or(self.cfg.init)
+                    .then(|| self.cfg.init_path.clone()),
                 netns: self.net_mode(&rec.host_config.network_mode)?,
             };
             let netns_new = matches!(input.netns, NetNs::New);
@@ -362,6 +383,7 @@ impl Engine {
             r.clone()
         })?;
         self.emit(&rec, "start");
+        self.start_health(c);
         Ok(())
     }
 

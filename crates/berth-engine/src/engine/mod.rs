@@ -2,6 +2,7 @@
 //! daemon restarts. Blocking calls (berthd runs them off its async threads).
 
 mod exec;
+mod health;
 mod inspect;
 mod lifecycle;
 mod restore;

@@ -1,0 +1,185 @@
+//! Health checks, --init, the OOM killer, and log options, through the docker CLI.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+fn poll(d: &Daemon, args: &[&str], want: &str, limit: Duration) -> String {
+    let t = Instant::now();
+    let mut got = String::new();
+    while t.elapsed() < limit {
+        got = d.ok(args);
+        if got == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    got
+}
+
+#[test]
+fn health_checks_go_unhealthy_then_healthy() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let st = poll(
+        &d,
+        &["inspect", "-f", "{{.State.Health.Status}}", "hc"],
+        "unhealthy",
+        Duration::from_secs(15),
+    );
+    assert_eq!(st, "unhealthy");
+    let streak: i64 = d
+        .ok(&["inspect", "-f", "{{.State.Health.FailingStreak}}", "hc"])
+        .parse()
+        .unwrap();
+    assert!(streak >= 2, "{streak}");
+    d.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    let st = poll(
+        &d,
+        &["inspect", "-f", "{{.State.Health.Status}}", "hc"],
+        "healthy",
+        Duration::from_secs(15),
+    );
+    assert_eq!(st, "healthy");
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.ends_with("(healthy)"), "{ps}");
+    assert_eq!(d.ok(&["ps", "-q", "--filter", "health=healthy"]).len(), 12);
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "+0s",
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        ev.contains("health_status: unhealthy") && ev.contains("health_status: healthy"),
+        "{ev}"
+    );
+    // A container without a check has no Health (positive control of the field above).
+    d.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Health}}", "plain"]), "<nil>");
+}
+
+#[test]
+fn init_is_pid_1_and_forwards_signals() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let ps = d.ok(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,comm"]);
+    assert!(ps.lines().any(|l| l.trim() == "1 docker-init"), "{ps}");
+    // sleep as PID 1 ignores SIGTERM (stop waits, then kills: 137); under the init it dies of it.
+    d.ok(&["run", "-d", "--init", "--name", "ini", "busybox", "sleep", "300"]);
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "10", "ini"]);
+    assert!(t.elapsed() < Duration::from_secs(5), "SIGTERM was not forwarded");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ini"]), "143");
+}
+
+#[test]
+fn oom_killed_is_reported() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 200m /dev/zero | tail",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"]),
+        "true 137"
+    );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "+0s",
+        "--filter",
+        "event=oom",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(ev, "oom");
+    // Positive control: within the limit, no OOM.
+    d.ok(&[
+        "run",
+        "--name",
+        "fits",
+        "--memory",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 1m /dev/zero | tail > /dev/null",
+    ]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "fits"]), "false");
+}
+
+#[test]
+fn log_options() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let logs = d.ok(&["logs", "rot"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-299"));
+    assert!(lines.len() < 300, "rotation kept everything: {}", lines.len());
+    assert_eq!(d.ok(&["logs", "--tail", "2", "rot"]), "line-298\nline-299");
+    let ts = d.ok(&["logs", "-t", "--tail", "1", "rot"]);
+    assert!(ts.ends_with(" line-299") && ts.starts_with("20"), "{ts}");
+    d.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "gone",
+    ]);
+    let o = d.docker(&["logs", "quiet"]);
+    assert!(!o.status.success());
+    let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
+    assert!(!o.status.success(), "unsupported driver must be refused");
+}
