@@ -190,6 +190,7 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
             }
         }
         (&Method::GET, "get") if seg.len() > 1 => save(ctx, "", Some(name_without_last)).await,
+        (&Method::POST, "prune") if seg.len() == 1 => prune(ctx).await,
         (&Method::POST, "push") if seg.len() > 1 => crate::registry::push(ctx, req, &name_without_last).await,
         (&Method::POST, "tag") if seg.len() > 1 => {
             let repo = ctx.query.get("repo").unwrap_or("").to_string();
@@ -225,31 +226,31 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
             let r = blocking(move || {
                 let img = resolve(&engine.images, &name)?;
                 let id = img.config_digest.to_string();
-                // Refuse while a container uses it (Docker's 409), unless forced.
-                let users: Vec<String> = engine
-                    .all()
-                    .iter()
-                    .map(|c| c.record())
-                    .filter(|r| r.image == id)
-                    .map(|r| r.id[..12].to_string())
-                    .collect();
-                let by_name = !name.starts_with("sha256:") && !id.trim_start_matches("sha256:").starts_with(&name);
-                if !users.is_empty() && !force && !by_name {
-                    return Err(EngineError::Conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is being used by container {}",
-                        &id[7..19],
-                        users[0]
-                    )));
-                }
-                let removed = if by_name {
-                    engine.images.untag(&name)
+                let by_id = name.starts_with("sha256:") || id.trim_start_matches("sha256:").starts_with(&name);
+                // A name removes that name (the content goes with the last one); an ID
+                // removes every name. Refused while a container uses it, unless forced.
+                let removed = if by_id {
+                    engine.images.remove_image(&name, force)
                 } else {
-                    engine.images.remove(&name)
+                    engine.images.untag(&name)
                 }
-                .map_err(|e| img_err(e, false))?;
+                .map_err(|e| match e {
+                    e @ berth_image::images::ImageError::InUse { .. } => {
+                        EngineError::Conflict(format!("conflict: {e}"))
+                    }
+                    e => img_err(e, false),
+                })?;
                 let mut out: Vec<Value> = removed.names.iter().map(|n| json!({"Untagged": n})).collect();
                 if !removed.blobs.is_empty() {
                     out.push(json!({"Deleted": id}));
+                }
+                for n in &removed.names {
+                    engine
+                        .events
+                        .emit("image", "untag", &id, [("name".to_string(), n.clone())].into());
+                }
+                if !removed.blobs.is_empty() {
+                    engine.events.emit("image", "delete", &id, Default::default());
                 }
                 Ok(out)
             })
@@ -294,6 +295,44 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
                 format!("page not found: {m} /images/{}", seg.join("/")),
             )
         }
+    }
+}
+
+/// `POST /images/prune`: dangling images (or, with `dangling=false`, every unused one),
+/// then unreferenced blobs and snapshots.
+pub async fn prune(ctx: &Ctx) -> Resp {
+    let filters = match berth_engine::engine::ListOptions::parse_filters(ctx.query.get("filters").unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return http::engine_error(&e),
+    };
+    let all = filters
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let labels: Vec<String> = filters
+        .iter()
+        .filter(|(k, _)| k.as_str() == "label" || k.as_str() == "label!")
+        .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}")))
+        .collect();
+    let engine = ctx.daemon.engine.clone();
+    let r = blocking(move || {
+        let opts = berth_image::prune::PruneOptions {
+            all,
+            filters: labels,
+            ..Default::default()
+        };
+        let rep = engine.images.prune(&opts).map_err(|e| img_err(e, false))?;
+        let mut deleted: Vec<Value> = rep.untagged.iter().map(|n| json!({"Untagged": n})).collect();
+        deleted.extend(rep.deleted.iter().map(|d| json!({"Deleted": d.to_string()})));
+        engine.events.emit("image", "prune", "", Default::default());
+        Ok(
+            json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+                  "SpaceReclaimed": rep.gc.space_reclaimed}),
+        )
+    })
+    .await;
+    match r {
+        Ok(v) => ok_json(&v),
+        Err(r) => r,
     }
 }
 

@@ -344,6 +344,8 @@ fn live_restore_after_kill_9() {
     ]);
     d.ok(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 7"]);
     let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "long"]);
+    assert_eq!(d.docker(&["exec", "long", "sh", "-c", "exit 6"]).status.code(), Some(6));
+    let exec_ids = d.ok(&["inspect", "-f", "{{range .ExecIDs}}{{.}}{{end}}", "long"]);
     d.kill9();
     // Containers and logging go on without berthd.
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -363,6 +365,10 @@ fn live_restore_after_kill_9() {
     );
     let ticks = d.ok(&["logs", "long"]).lines().count();
     assert!(ticks >= 7, "logging stopped while berthd was away: {ticks} lines");
+    // Exec records survive too.
+    let (code, body) = d.http("GET", &format!("/v1.45/exec/{exec_ids}/json"), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"ExitCode\":6"), "{body}");
     // The restarted berthd still controls it.
     d.ok(&["stop", "-t", "1", "long"]);
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "long"]), "false");

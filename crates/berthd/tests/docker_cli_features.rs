@@ -183,3 +183,27 @@ fn log_options() {
     let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
     assert!(!o.status.success(), "unsupported driver must be refused");
 }
+
+#[test]
+fn rmi_refuses_images_in_use_and_prune_removes_dangling() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&["create", "--name", "user", "busybox", "true"]);
+    let o = d.docker(&["rmi", "busybox"]);
+    assert!(!o.status.success(), "an image a container uses must not be removed");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("conflict"), "{err}");
+    // Positive control: once the container is gone, rmi works.
+    d.ok(&["rm", "user"]);
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    // A dangling image (imported without a name) is pruned; a named one is kept.
+    let tar = common::busybox_tar(d.dir.path());
+    d.ok(&["import", tar.to_str().unwrap()]);
+    d.import_busybox("named:1");
+    // Two images (an import records its time, so the IDs differ).
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 2);
+    d.ok(&["image", "prune", "-f"]);
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "named:1");
+    d.ok(&["run", "--rm", "named:1", "true"]);
+}

@@ -60,7 +60,9 @@ pub struct ExecConfig {
     pub console_size: Option<[u16; 2]>,
 }
 
-#[derive(Debug, Clone)]
+/// An exec instance, kept in `<container dir>/execs/<id>.json` (written atomically) so
+/// it survives a daemon restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecRecord {
     pub id: String,
     pub container_id: String,
@@ -71,7 +73,38 @@ pub struct ExecRecord {
     pub pid: i32,
 }
 
+const EXECS_DIR: &str = "execs";
+
 impl Engine {
+    /// Persist an exec record (best effort: the exec itself does not depend on it).
+    fn save_exec(&self, r: &ExecRecord) {
+        let dir = self.container_dir(&r.container_id).join(EXECS_DIR);
+        if std::fs::create_dir_all(&dir).is_ok() {
+            if let Ok(b) = serde_json::to_vec(r) {
+                let _ = berth_runtime::fsutil::atomic_write(&dir.join(format!("{}.json", r.id)), &b);
+            }
+        }
+    }
+
+    /// Load a container's exec records at daemon start. One that was running when berthd
+    /// went away is no longer followed: it is recorded as finished with an unknown code.
+    pub(crate) fn load_execs(&self, container_id: &str) {
+        let dir = self.container_dir(container_id).join(EXECS_DIR);
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let Some(mut r) = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ExecRecord>(&b).ok())
+            else {
+                continue;
+            };
+            if r.running {
+                r.running = false;
+            }
+            lock(&self.execs).insert(r.id.clone(), Arc::new(Mutex::new(r)));
+        }
+    }
+
     /// `POST /containers/{id}/exec`.
     pub fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String> {
         let c = self.get(key)?;
@@ -90,18 +123,17 @@ impl Engine {
         }
         let id = record::random_id();
         let cmd = cfg.cmd.join(" ");
-        lock(&self.execs).insert(
-            id.clone(),
-            Arc::new(Mutex::new(ExecRecord {
-                id: id.clone(),
-                container_id: rec.id.clone(),
-                config: cfg,
-                running: false,
-                started: false,
-                exit_code: None,
-                pid: 0,
-            })),
-        );
+        let er = ExecRecord {
+            id: id.clone(),
+            container_id: rec.id.clone(),
+            config: cfg,
+            running: false,
+            started: false,
+            exit_code: None,
+            pid: 0,
+        };
+        self.save_exec(&er);
+        lock(&self.execs).insert(id.clone(), Arc::new(Mutex::new(er)));
         let rec = c.update(&self.container_dir(&rec.id), |r| {
             r.exec_ids.push(id.clone());
             r.clone()
@@ -200,6 +232,7 @@ impl Engine {
                 } else {
                     126
                 });
+                self.save_exec(&r);
                 return Err(err);
             }
         };
@@ -207,6 +240,7 @@ impl Engine {
             let mut r = lock(&e);
             r.running = true;
             r.pid = reply.pid.unwrap_or(0);
+            self.save_exec(&r);
         }
         self.emit_with(
             &c.record(),
@@ -231,6 +265,7 @@ impl Engine {
             let mut r = lock(&e);
             r.running = false;
             r.exit_code = Some(code.unwrap_or(126));
+            self.save_exec(&r);
             let (cid, code) = (r.container_id.clone(), r.exit_code.unwrap_or(0));
             drop(r);
             if let Ok(c) = self.get(&cid) {

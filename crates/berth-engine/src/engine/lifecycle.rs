@@ -710,7 +710,6 @@ impl Engine {
                 }
             }
         }
-        c.removed.store(true, Ordering::SeqCst);
         let dir = self.container_dir(&c.id);
         unmount(&dir.join("rootfs"));
         let _ = rt::delete(&self.cfg.runtime_root(), &c.id, true);
@@ -721,6 +720,8 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.exec_dir(&c.id));
         std::fs::remove_dir_all(&dir).map_err(io_err(format!("remove {}", dir.display())))?;
         lock(&self.containers).remove(&c.id);
+        // Only now: waiters for condition=removed must find it gone from every list.
+        c.removed.store(true, Ordering::SeqCst);
         for e in &rec.exec_ids {
             lock(&self.execs).remove(e);
         }

@@ -27,6 +27,7 @@ impl Engine {
             };
             let c = Container::new(rec.clone());
             lock(&self.containers).insert(rec.id.clone(), c.clone());
+            self.load_execs(&rec.id);
             if rec.state.running || rec.state.restarting {
                 match monitor_connect(&self.exec_dir(&rec.id), &rec.id, &Request::Wait) {
                     Ok(s) if rec.state.running => self.watch_exit(c, s),
