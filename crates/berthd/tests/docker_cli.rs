@@ -389,3 +389,60 @@ fn save_load_round_trip() {
     let imgs = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(imgs.contains("other/name:2") && imgs.contains("busybox:1"), "{imgs}");
 }
+
+#[test]
+fn after_a_host_reboot_restart_policies_apply() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "unless",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopped",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["stop", "-t", "0", "stopped"]);
+    d.ok(&["run", "-d", "--name", "never", "busybox", "sleep", "300"]);
+    let pids: Vec<u32> = ["always", "unless", "never"]
+        .iter()
+        .map(|n| d.ok(&["inspect", "-f", "{{.State.Pid}}", n]).parse().unwrap())
+        .collect();
+    d.simulate_reboot(&pids);
+    d.restart();
+    let state = |n: &str| d.ok(&["inspect", "-f", "{{.State.Running}}", n]);
+    // Restarted by policy (positive controls), and not: no policy, or stopped by the user.
+    assert_eq!(state("always"), "true");
+    assert_eq!(state("unless"), "true");
+    assert_eq!(state("never"), "false");
+    assert_eq!(state("stopped"), "false");
+    let new_pid: u32 = d.ok(&["inspect", "-f", "{{.State.Pid}}", "always"]).parse().unwrap();
+    assert!(!pids.contains(&new_pid));
+    // No stale runtime state: the restarted containers work normally.
+    assert_eq!(d.ok(&["exec", "always", "echo", "alive"]), "alive");
+}

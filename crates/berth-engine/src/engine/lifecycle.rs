@@ -476,7 +476,7 @@ impl Engine {
                         error: "the container's monitor went away without recording an exit".into(),
                         ..Default::default()
                     });
-                engine.on_exit(&c, info);
+                engine.on_exit(&c, info, true);
             });
         if let Err(e) = spawned {
             eprintln!("berthd: cannot watch container {id}: {e}");
@@ -489,7 +489,8 @@ impl Engine {
     }
 
     /// The main process exited: record it, then restart or auto-remove as configured.
-    pub(crate) fn on_exit(self: &Arc<Self>, c: &Arc<Container>, info: ExitInfo) {
+    /// `follow_policy` false: only record (daemon start restarts what it must itself).
+    pub(crate) fn on_exit(self: &Arc<Self>, c: &Arc<Container>, info: ExitInfo, follow_policy: bool) {
         let dir = self.container_dir(&c.id);
         unmount(&dir.join("rootfs"));
         let rec = match c.update(&dir, |r| {
@@ -511,6 +512,9 @@ impl Engine {
             self.emit(&rec, "oom");
         }
         self.emit_with(&rec, "die", &[("exitCode", info.exit_code.to_string())]);
+        if !follow_policy {
+            return;
+        }
         if should_restart(&rec) {
             let engine = self.clone();
             let c = c.clone();
@@ -761,7 +765,7 @@ impl Engine {
     }
 }
 
-fn should_restart(rec: &Record) -> bool {
+pub(crate) fn should_restart(rec: &Record) -> bool {
     if rec.manually_stopped {
         return false;
     }

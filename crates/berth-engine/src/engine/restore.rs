@@ -40,7 +40,11 @@ impl Engine {
                             error: "the container's monitor was gone when berthd started (host reboot?)".into(),
                             ..Default::default()
                         });
-                        self.on_exit(&c, info);
+                        self.on_exit(&c, info, false);
+                        // As Docker at daemon start: restart now, without back-off.
+                        if super::lifecycle::should_restart(&c.record()) {
+                            to_start.push(c);
+                        }
                     }
                 }
             } else if match rec.host_config.restart_policy.name.as_str() {

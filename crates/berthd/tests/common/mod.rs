@@ -180,6 +180,44 @@ impl Daemon {
         }
     }
 
+    /// What a host reboot does to this daemon's world: every process of it dies (berthd,
+    /// monitors, containers), mounts and cgroups go, the exec root (a tmpfs) is emptied.
+    pub fn simulate_reboot(&mut self, container_pids: &[u32]) {
+        self.kill9();
+        let exec = self.dir.path().join("exec");
+        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).contains(exec.to_str().unwrap()) {
+                if let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+        for &pid in container_pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let t = Instant::now();
+        while container_pids.iter().any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && t.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for m in self.mounts_under(self.dir.path()) {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for d in self.cgroup_dirs() {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd.flatten().filter(|e| e.path().is_dir()) {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&exec);
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
