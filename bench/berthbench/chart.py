@@ -1,7 +1,8 @@
 """Standalone: python3 chart.py results.json out.png
 
-Horizontal bars of berth-runtime's median divided by each peer's median, per
-comparison and metric (< 1 means berth-runtime is faster / smaller). Writes
+Horizontal bars of the Berth subject's median (berth-runtime, or berth for the
+image and engine comparisons) divided by each peer's median, per comparison and
+metric (< 1 means Berth is faster / smaller for lower-is-better metrics). Writes
 nothing and prints why when there is no ratio to draw."""
 
 import json
@@ -24,7 +25,7 @@ def main(src, dst):
                 if ratio is None:
                     continue
                 m = metrics.get(key, {"label": key})
-                labels.append(f"{comp['name']}: {m['label']}\nberth-runtime / {peer}")
+                labels.append(f"{comp['name']}: {m['label']}\n{comp.get('baseline', 'berth-runtime')} / {peer}")
                 values.append(ratio)
     if not values:
         print("no ratios to draw (berth-runtime not measured)")
@@ -38,7 +39,7 @@ def main(src, dst):
     ax.set_yticklabels(labels, fontsize=8)
     for yi, v in zip(y, values):
         ax.text(v, yi, f" {v:.2f}x", va="center", fontsize=8)
-    ax.set_xlabel("berth-runtime median / peer median  (< 1: berth-runtime better)")
+    ax.set_xlabel("Berth median / peer median  (< 1: Berth better if lower is better)")
     ax.set_xlim(0, max(values + [1.0]) * 1.25)
     ax.set_title(f"Berth bench {data.get('started', '')}")
     fig.tight_layout()

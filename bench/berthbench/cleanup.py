@@ -158,7 +158,36 @@ def write_owner(workdir: str, roots: dict) -> None:
         json.dump({"pid": os.getpid(), "roots": roots}, f)
 
 
+def kill_processes_naming(path: str) -> int:
+    """SIGKILL (by pid) every process whose command line names `path` or a file
+    below it: engine daemons and their helpers (berthd, dockerd, containerd,
+    shims, monitors, conmon) left behind by a bench run that died. A finished
+    run has stopped its engines already, so this finds nothing then."""
+    path = os.path.realpath(path)
+    n = 0
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(a == path or a.startswith(path + "/") or ("=" in a and a.split("=", 1)[1].startswith(path + "/"))
+               for a in args):
+            try:
+                os.kill(int(e), signal.SIGKILL)
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
 def remove_workdir(workdir: str, me: int | None = None) -> None:
+    n = kill_processes_naming(workdir)
+    if n:
+        log(f"cleanup: killed {n} leftover engine process(es) using {workdir}")
+        time.sleep(0.5)
     try:
         with open(os.path.join(workdir, OWNER_FILE)) as f:
             owner = json.load(f)

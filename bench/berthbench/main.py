@@ -40,12 +40,16 @@ def parse_args(argv):
     ap.add_argument("--no-build", action="store_true",
                     help="don't run cargo; use the existing target/release/berth-runtime")
     ap.add_argument("--no-install", action="store_true", help="don't apt-get install anything")
+    ap.add_argument("--containers", type=int, metavar="N",
+                    help="engine-idle: idle containers started per engine (default 50, --quick 10, at most 500)")
     ap.add_argument("--_in-ns", dest="in_ns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         ap.error("--runs must be >= 1")
     if args.warmup is not None and args.warmup < 0:
         ap.error("--warmup must be >= 0")
+    if args.containers is not None and not 1 <= args.containers <= 500:
+        ap.error("--containers must be between 1 and 500")
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
         ap.error(f"unknown NAME(s): {', '.join(unknown)}; known: {', '.join(BY_NAME)}")

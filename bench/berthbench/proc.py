@@ -54,7 +54,7 @@ class Spawner:
         f.seek(0)
         return f.read(64 * 1024).decode(errors="replace")
 
-    def run(self, argv, timeout: float, capture_stdout: bool = False) -> Outcome:
+    def run(self, argv, timeout: float, capture_stdout: bool = False, env=None) -> Outcome:
         self._reset(self.err)
         if capture_stdout:
             self._reset(self.out)
@@ -62,7 +62,7 @@ class Spawner:
         timed_out = False
         t0 = time.perf_counter_ns()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=self.err,
-                             close_fds=True)
+                             close_fds=True, env=env)
         try:
             pidfd = os.pidfd_open(p.pid)
         except (AttributeError, OSError):

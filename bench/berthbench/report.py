@@ -9,7 +9,7 @@ def _num(v, unit: str) -> str:
     if unit == "ms":
         return f"{v:.2f}"
     if unit == "MiB":
-        return f"{v:.1f}"
+        return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
     return f"{v:.3g}"
 
 
