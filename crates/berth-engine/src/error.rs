@@ -8,6 +8,11 @@ pub enum EngineError {
     NoSuchExec(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// Something named inside a container (a path) that is not there: 404 with the message as is.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -19,6 +24,8 @@ pub enum EngineError {
     StartFailed { id: String, message: String },
     #[error(transparent)]
     Image(#[from] berth_image::images::ImageError),
+    #[error(transparent)]
+    ImageContainer(#[from] berth_image::containers::ContainerError),
     #[error(transparent)]
     Spec(#[from] crate::ocispec::SpecError),
     #[error(transparent)]
@@ -39,11 +46,18 @@ impl EngineError {
     /// The HTTP status Docker's API uses for this kind of error.
     pub fn status(&self) -> u16 {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchExec(_) | EngineError::NoSuchImage(_) => 404,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchExec(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NoSuchVolume(_)
+            | EngineError::NotFound(_) => 404,
             EngineError::Conflict(_) => 409,
             EngineError::InvalidParameter(_) | EngineError::Spec(_) => 400,
             EngineError::NotModified => 304,
             EngineError::Image(berth_image::images::ImageError::NotFound(_)) => 404,
+            EngineError::ImageContainer(berth_image::containers::ContainerError::Image(
+                berth_image::images::ImageError::NotFound(_),
+            )) => 404,
             _ => 500,
         }
     }

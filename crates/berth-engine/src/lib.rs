@@ -2,7 +2,7 @@
 //! Docker's defaults. berthd serves it over the Docker Engine API.
 //!
 //! Module layers (each depends only on those before it):
-//! `types`, `config`, `seccomp_profile`, `jsonlog`, `events`, `record` →
+//! `types`, `config`, `seccomp_profile`, `jsonlog`, `events`, `record`, `volumes` →
 //! `ocispec` (Docker config → OCI spec) → `monitor` (the per-container process) →
 //! `error` → `engine` (lifecycle, exec, inspect, restore).
 
@@ -16,6 +16,7 @@ pub mod ocispec;
 pub mod record;
 pub mod seccomp_profile;
 pub mod types;
+pub mod volumes;
 
 pub use config::DaemonConfig;
 pub use engine::{Container, Engine};

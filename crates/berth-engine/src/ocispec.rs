@@ -84,6 +84,8 @@ pub struct SpecInput<'a> {
     pub netns: NetNs,
     /// `--init`: this static binary runs as PID 1 (at /sbin/docker-init) and starts the command.
     pub init: Option<PathBuf>,
+    /// Volumes, resolved by the engine: (destination, host directory, read-only).
+    pub volumes: Vec<(String, PathBuf, bool)>,
 }
 
 /// Where `--init` puts the init, as Docker does.
@@ -364,10 +366,8 @@ fn user_mounts(host: &HostConfig) -> Result<Vec<Value>, SpecError> {
             }
         };
         if !src.starts_with('/') {
-            return Err(invalid(
-                "HostConfig.Binds",
-                format!("{b:?}: named volumes are not supported yet; use an absolute host path"),
-            ));
+            // A named volume: resolved by the engine into `SpecInput::volumes`.
+            continue;
         }
         if !dst.starts_with('/') {
             return Err(invalid(
@@ -412,10 +412,11 @@ fn user_mounts(host: &HostConfig) -> Result<Vec<Value>, SpecError> {
                 }
                 out.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": o}));
             }
+            "volume" => {}
             other => {
                 return Err(invalid(
                     "HostConfig.Mounts",
-                    format!("mount type {other:?} is not supported yet"),
+                    format!("mount type {other:?} is not supported (bind, volume, tmpfs)"),
                 ))
             }
         }
@@ -637,7 +638,14 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     if let Some(init) = &input.init {
         mounts.push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
-    let user_mounts = user_mounts(h)?;
+    let mut user_mounts = user_mounts(h)?;
+    for (dst, src, ro) in &input.volumes {
+        let mut o = vec!["rbind"];
+        if *ro {
+            o.push("ro");
+        }
+        user_mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": o}));
+    }
     // A user's mount over one of ours replaces it.
     mounts.retain(|m| !user_mounts.iter().any(|u| u["destination"] == m["destination"]));
     mounts.extend(user_mounts);

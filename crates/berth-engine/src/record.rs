@@ -119,6 +119,20 @@ pub struct Record {
     pub has_been_started: bool,
     #[serde(default)]
     pub exec_ids: Vec<String>,
+    /// Volumes mounted in it, resolved at create.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume in a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeMount {
+    pub name: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// Do not fill a new volume from the image's content (`nocopy`).
+    #[serde(default)]
+    pub no_copy: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +257,7 @@ mod tests {
             manually_stopped: false,
             has_been_started: false,
             exec_ids: vec![],
+            volumes: vec![],
         };
         r.save(d.path()).unwrap();
         let back = Record::load(d.path()).unwrap();

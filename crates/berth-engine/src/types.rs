@@ -240,6 +240,8 @@ pub struct HostConfig {
     pub mounts: Vec<MountSpec>,
     #[serde(default)]
     pub init: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub volumes_from: Vec<String>,
     #[serde(default)]
     pub console_size: Option<[u16; 2]>,
     #[serde(flatten)]

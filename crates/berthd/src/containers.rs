@@ -102,7 +102,8 @@ pub async fn rename(ctx: &Ctx, id: &str) -> Resp {
 pub async fn remove(ctx: &Ctx, id: &str) -> Resp {
     let (engine, id) = (ctx.daemon.engine.clone(), id.to_string());
     let force = ctx.query.bool("force");
-    try_resp!(blocking(move || engine.remove(&id, force)).await);
+    let volumes = ctx.query.bool("v");
+    try_resp!(blocking(move || engine.remove_with(&id, force, volumes)).await);
     status(StatusCode::NO_CONTENT)
 }
 

@@ -5,12 +5,14 @@
 #![allow(clippy::result_large_err)]
 
 mod containers;
+mod extras;
 mod http;
 mod images;
 mod registry;
 mod routes;
 mod streams;
 mod system;
+mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

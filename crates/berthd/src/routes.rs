@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use crate::http::{self, error, split_version, version_cmp, Query, Resp, API_VERSION, MIN_API_VERSION};
-use crate::{containers, images, streams, system, Daemon};
+use crate::{containers, extras, images, streams, system, volumes, Daemon};
 
 /// What a handler knows about the request beyond its own arguments.
 pub struct Ctx {
@@ -81,7 +81,10 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> Resp {
         (&Method::POST, ["auth"]) => crate::registry::auth(&ctx, req).await,
         (&Method::GET, ["events"]) => system::events(&ctx).await,
 
+        (&Method::GET, ["system", "df"]) => extras::disk_usage(&ctx, &req).await,
+
         (&Method::POST, ["containers", "create"]) => containers::create(&ctx, req).await,
+        (&Method::POST, ["containers", "prune"]) => extras::prune(&ctx).await,
         (&Method::GET, ["containers", "json"]) => containers::list(&ctx).await,
         (&Method::GET, ["containers", id, "json"]) => containers::inspect(&ctx, id).await,
         (&Method::POST, ["containers", id, "start"]) => containers::start(&ctx, id).await,
@@ -100,6 +103,21 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> Resp {
         (&Method::POST, ["exec", id, "start"]) => streams::exec_start(&ctx, req, id).await,
         (&Method::POST, ["exec", id, "resize"]) => containers::exec_resize(&ctx, id).await,
         (&Method::GET, ["exec", id, "json"]) => containers::exec_inspect(&ctx, id).await,
+        (&Method::GET, ["containers", id, "top"]) => extras::top(&ctx, id).await,
+        (&Method::GET, ["containers", id, "stats"]) => extras::stats(&ctx, id).await,
+        (&Method::HEAD, ["containers", id, "archive"]) => extras::archive_head(&ctx, id).await,
+        (&Method::GET, ["containers", id, "archive"]) => extras::archive_get(&ctx, id).await,
+        (&Method::PUT, ["containers", id, "archive"]) => extras::archive_put(&ctx, req, id).await,
+        (&Method::GET, ["containers", id, "changes"]) => extras::changes(&ctx, id).await,
+        (&Method::GET, ["containers", id, "export"]) => extras::export(&ctx, id).await,
+        (&Method::POST, ["containers", id, "update"]) => extras::update(&ctx, req, id).await,
+        (&Method::POST, ["commit"]) => extras::commit(&ctx, req).await,
+
+        (&Method::GET, ["volumes"]) => volumes::list(&ctx).await,
+        (&Method::POST, ["volumes", "create"]) => volumes::create(&ctx, req).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(&ctx).await,
+        (&Method::GET, ["volumes", name]) => volumes::inspect(&ctx, name).await,
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(&ctx, name).await,
 
         (&Method::GET, ["images", "json"]) => images::list(&ctx).await,
         (&Method::POST, ["images", "create"]) => images::create(&ctx, req).await,

@@ -110,11 +110,18 @@ pub fn status_text(r: &Record) -> String {
     )
 }
 
-fn mounts(r: &Record) -> Vec<Value> {
+fn mounts(r: &Record, volumes_root: &std::path::Path) -> Vec<Value> {
     let mut out = Vec::new();
+    for v in &r.volumes {
+        out.push(
+            json!({"Type": "volume", "Name": v.name, "Source": volumes_root.join(&v.name).join("_data"),
+                        "Destination": v.destination, "Driver": "local", "Mode": if v.read_only { "ro" } else { "z" },
+                        "RW": !v.read_only, "Propagation": ""}),
+        );
+    }
     for b in &r.host_config.binds {
         let p: Vec<&str> = b.split(':').collect();
-        if p.len() < 2 {
+        if p.len() < 2 || !p[0].starts_with('/') {
             continue;
         }
         let mode = p.get(2).copied().unwrap_or("");
@@ -123,7 +130,7 @@ fn mounts(r: &Record) -> Vec<Value> {
                         "RW": !mode.split(',').any(|o| o == "ro"), "Propagation": "rprivate"}),
         );
     }
-    for m in &r.host_config.mounts {
+    for m in r.host_config.mounts.iter().filter(|m| m.kind != "volume") {
         out.push(
             json!({"Type": m.kind, "Source": m.source, "Destination": m.target, "Mode": "",
                         "RW": !m.read_only, "Propagation": if m.kind == "bind" { "rprivate" } else { "" }}),
@@ -198,7 +205,7 @@ impl Engine {
                 "LowerDir": upper_work("lowerdir"), "UpperDir": upper_work("upperdir"),
                 "WorkDir": upper_work("workdir"), "MergedDir": dir.join("rootfs"),
             }},
-            "Mounts": mounts(&r),
+            "Mounts": mounts(&r, &self.cfg.data_root.join("volumes")),
             "Config": r.config,
             "NetworkSettings": network_settings(&net),
         }))
@@ -302,7 +309,7 @@ impl Engine {
                 "Status": status_text(r),
                 "HostConfig": {"NetworkMode": network_mode(r)},
                 "NetworkSettings": {"Networks": {}},
-                "Mounts": mounts(r),
+                "Mounts": mounts(r, &self.cfg.data_root.join("volumes")),
             }));
             let limit = if o.latest { Some(1) } else { o.limit };
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {

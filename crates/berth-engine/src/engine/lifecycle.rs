@@ -148,6 +148,7 @@ impl Engine {
                 "no command specified: the image has no CMD or ENTRYPOINT and none was given".into(),
             ));
         }
+        let volumes = self.resolve_volumes(&config, &mut host)?;
         let id = record::random_id();
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
@@ -167,6 +168,7 @@ impl Engine {
                 manually_stopped: false,
                 has_been_started: false,
                 exec_ids: vec![],
+                volumes,
             };
             rec.save(&dir)?;
             Ok::<Record, EngineError>(rec)
@@ -231,7 +233,7 @@ impl Engine {
         // As Docker: an auto-remove container that fails to start is removed (clients
         // waiting for condition=removed return).
         if r.is_err() && c.record().host_config.auto_remove {
-            let _ = self.remove(&c.id, true);
+            let _ = self.remove_with(&c.id, true, true);
         }
         r
     }
@@ -279,6 +281,7 @@ impl Engine {
                 )
                 .map_err(|e| io_err(format!("mount overlay at {}", rootfs.display()))(e.into()))?;
             }
+            let volumes = self.prepare_volumes(&rec, &rootfs)?;
             let hostname = if rec.config.hostname.is_empty() {
                 id[..12].to_string()
             } else {
@@ -301,6 +304,7 @@ impl Engine {
                     .map(|f| (format!("/etc/{f}"), dir.join(f)))
                     .collect(),
                 cgroup_v2: self.cgroup_v2,
+                volumes,
                 init: rec
                     .host_config
                     .init
@@ -545,7 +549,8 @@ impl Engine {
             let engine = self.clone();
             let id = c.id.clone();
             std::thread::spawn(move || {
-                let _ = engine.remove(&id, true);
+                // `--rm` takes the anonymous volumes along, as Docker's.
+                let _ = engine.remove_with(&id, true, true);
             });
         }
     }
@@ -688,8 +693,17 @@ impl Engine {
 
     /// `DELETE /containers/{id}`.
     pub fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+        self.remove_with(key, force, false)
+    }
+
+    /// `DELETE /containers/{id}?v=`: `volumes` also removes its anonymous volumes.
+    pub fn remove_with(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.get(key)?;
         let _op = lock(&c.op);
+        // Removed by someone else (auto-remove) while we waited for the lock.
+        if c.removed.load(Ordering::SeqCst) {
+            return Err(EngineError::NoSuchContainer(key.into()));
+        }
         let rec = c.record();
         if rec.state.running || rec.state.restarting {
             if !force {
@@ -728,6 +742,9 @@ impl Engine {
         c.removed.store(true, Ordering::SeqCst);
         for e in &rec.exec_ids {
             lock(&self.execs).remove(e);
+        }
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
         }
         c.cv.notify_all();
         c.changed.send_modify(|g| *g += 1);

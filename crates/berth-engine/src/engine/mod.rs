@@ -1,12 +1,20 @@
 //! The engine: containers made from images, run by their monitors, remembered across
 //! daemon restarts. Blocking calls (berthd runs them off its async threads).
 
+mod archive;
+mod changes;
 mod exec;
 mod health;
 mod inspect;
 mod lifecycle;
+mod prune;
 mod restore;
+mod stats;
+mod tarfs;
+mod top;
+mod update;
 mod util;
+mod volume_mounts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
@@ -29,6 +37,13 @@ pub use exec::{drain_for_status, status_code as exec_status_code, ExecConfig, Ex
 pub use inspect::ListOptions;
 pub use lifecycle::Attached;
 pub use util::{parse_signal, parse_size};
+pub use volume_mounts::volume_json;
+
+pub use archive::PathStat;
+pub use changes::CommitRequest;
+pub use stats::StatsSample;
+pub use top::Top;
+pub use update::UpdateConfig;
 
 /// An attach made before the container started, completed by `start`.
 pub(crate) struct PendingAttach {
@@ -109,6 +124,7 @@ impl Container {
 pub struct Engine {
     pub cfg: DaemonConfig,
     pub images: ImageStore,
+    pub volumes: crate::volumes::VolumeStore,
     pub events: Events,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<Mutex<ExecRecord>>>>,
@@ -126,6 +142,7 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(io_err(format!("create {}", d.display())))?;
         }
         let images = ImageStore::open(cfg.images_dir())?;
+        let volumes = crate::volumes::VolumeStore::open(cfg.data_root.join("volumes"))?;
         let monitor_bin = match &cfg.monitor_path {
             Some(p) => p.clone(),
             None => std::env::current_exe()
@@ -142,6 +159,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             cfg,
             images,
+            volumes,
             events: Events::default(),
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),

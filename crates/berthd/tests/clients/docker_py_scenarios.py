@@ -99,4 +99,13 @@ info = api.inspect_container(cid)
 assert info["HostConfig"]["Memory"] == 64 << 20, info["HostConfig"]["Memory"]
 api.remove_container(cid)
 assert client.containers.list(all=True) == []
+# Volumes.
+vol = client.volumes.create("py-vol", labels={"k": "v"})
+assert vol.attrs["Driver"] == "local" and vol.attrs["Labels"] == {"k": "v"}, vol.attrs
+client.containers.run("busybox", ["sh", "-c", "echo persisted > /d/f"], volumes={"py-vol": {"bind": "/d", "mode": "rw"}}, remove=True)
+out = client.containers.run("busybox", ["cat", "/d/f"], volumes=["py-vol:/d:ro"], remove=True)
+assert out == b"persisted\n", out
+assert [v.name for v in client.volumes.list(filters={"label": "k=v"})] == ["py-vol"]
+vol.remove()
+assert client.volumes.list() == []
 print("docker-py scenarios ok", version)
