@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 type Map = serde_json::Map<String, serde_json::Value>;
 
 /// Docker's "strslice": a JSON string or array of strings (`Cmd`, `Entrypoint`, `Shell`).
-fn strslice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(crate) fn strslice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum S {
@@ -24,7 +24,7 @@ fn strslice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::E
 }
 
 /// `null` and absent alike become the default (clients send `null` for empty maps/lists).
-fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

@@ -1,16 +1,15 @@
 //! Container endpoints beyond the lifecycle: top, stats, the archive (`docker cp`),
 //! changes, export, commit, update, prune, and `/system/df`.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::BufWriter;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use berth_engine::engine::{CommitRequest, ListOptions, PathStat, StatsSample, UpdateConfig};
 use berth_engine::types::ContainerConfig;
@@ -32,56 +31,6 @@ fn all_values(query: Option<&str>, key: &str) -> Vec<String> {
 /// Docker's booleans that default to true when absent (`stream`, `pause`).
 fn bool_or_true(ctx: &Ctx, key: &str) -> bool {
     ctx.query.get(key).is_none_or(|v| v.is_empty() || ctx.query.bool(key))
-}
-
-/// A request body as a blocking `Read` (fed by an async task), for extraction.
-struct BodyReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
-fn body_reader(mut body: Incoming) -> BodyReader {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Some(Ok(f)) = body.frame().await {
-            if let Ok(d) = f.into_data() {
-                if tx.send(d).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    BodyReader { rx, cur: Bytes::new() }
-}
-
-/// A blocking `Write` into a streamed response body.
-struct ChanWriter(mpsc::Sender<Bytes>);
-
-impl Write for ChanWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(b))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn stream_response(content_type: &str, body: http::Body) -> Resp {
@@ -176,7 +125,7 @@ pub async fn archive_get(ctx: &Ctx, id: &str) -> Resp {
     let task = tokio::task::spawn_blocking(move || {
         engine.archive_get(&id, &path, move |stat| {
             let _ = stat_tx.send(stat.clone());
-            BufWriter::with_capacity(64 << 10, ChanWriter(tx))
+            BufWriter::with_capacity(64 << 10, http::ChanWriter(tx))
         })
     });
     let Ok(stat) = stat_rx.await else {
@@ -206,7 +155,7 @@ pub async fn archive_put(ctx: &Ctx, req: Request<Incoming>, id: &str) -> Resp {
     let (engine, id) = (ctx.daemon.engine.clone(), id.to_string());
     let no_overwrite = ctx.query.bool("noOverwriteDirNonDir");
     let copy_uid_gid = ctx.query.bool("copyUIDGID");
-    let input = body_reader(req.into_body());
+    let input = http::body_reader(req.into_body());
     try_resp!(blocking(move || engine.archive_put(&id, &path, no_overwrite, copy_uid_gid, input)).await);
     status(StatusCode::OK)
 }
@@ -225,7 +174,7 @@ pub async fn export(ctx: &Ctx, id: &str) -> Resp {
     };
     let (tx, body) = channel();
     tokio::task::spawn_blocking(move || {
-        let out = BufWriter::with_capacity(64 << 10, ChanWriter(tx));
+        let out = BufWriter::with_capacity(64 << 10, http::ChanWriter(tx));
         if let Err(e) = engine.export(&id, out) {
             eprintln!("berthd: export: {e}");
         }

@@ -47,6 +47,57 @@ pub fn channel() -> (mpsc::Sender<Bytes>, Body) {
     (tx, ChanBody(rx).boxed())
 }
 
+/// A request body as a blocking `Read` (fed by an async task), for the blocking image
+/// and archive code.
+pub struct BodyReader {
+    rx: mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+pub fn body_reader(mut body: hyper::body::Incoming) -> BodyReader {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(Ok(f)) = body.frame().await {
+            if let Ok(d) = f.into_data() {
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    BodyReader { rx, cur: Bytes::new() }
+}
+
+/// A blocking `Write` into a streamed response body (see `channel`).
+pub struct ChanWriter(pub mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(b))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn json_resp(status: StatusCode, v: &impl serde::Serialize) -> Resp {
     let body = serde_json::to_vec(v).unwrap_or_default();
     Response::builder()

@@ -1,70 +1,16 @@
 //! Image endpoints over berth-image: list, inspect, import, load, save, tag, delete.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use berth_engine::EngineError;
 use berth_image::images::{Image, ImageStore};
 
 use crate::http::{self, channel, error, ok_json, status, Resp};
 use crate::routes::{blocking, Ctx};
-
-/// A request body as a blocking `Read` (fed by an async task).
-struct BodyReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
-fn body_reader(body: Incoming) -> BodyReader {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut body = body;
-        while let Some(Ok(f)) = body.frame().await {
-            if let Ok(d) = f.into_data() {
-                if tx.send(d).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    BodyReader { rx, cur: Bytes::new() }
-}
-
-/// A blocking `Write` that streams into a response body.
-struct ChanWriter(mpsc::Sender<Bytes>);
-
-impl Write for ChanWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(b))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn img_err(e: impl std::fmt::Display, not_found: bool) -> EngineError {
     if not_found {
@@ -349,7 +295,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         }
         let repo = q.get("repo").unwrap_or("").to_string();
         let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest").to_string();
-        let reader = body_reader(req.into_body());
+        let reader = http::body_reader(req.into_body());
         let r = blocking(move || {
             let name = if repo.is_empty() {
                 None
@@ -386,7 +332,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Resp {
 
 pub async fn load(ctx: &Ctx, req: Request<Incoming>) -> Resp {
     let engine = ctx.daemon.engine.clone();
-    let reader = body_reader(req.into_body());
+    let reader = http::body_reader(req.into_body());
     let r = blocking(move || {
         let loaded = berth_image::archive::load(&engine.images, reader)
             .map_err(|e| EngineError::InvalidParameter(format!("load: {e}")))?;
@@ -446,7 +392,7 @@ pub async fn save(ctx: &Ctx, query: &str, one: Option<String>) -> Resp {
     let (tx, body) = channel();
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut w = std::io::BufWriter::with_capacity(256 << 10, ChanWriter(tx));
+        let mut w = std::io::BufWriter::with_capacity(256 << 10, http::ChanWriter(tx));
         if berth_image::archive::save(&engine.images, &refs, &mut w).is_ok() {
             let _ = w.flush();
         }

@@ -14,22 +14,9 @@ use crate::monitor::proto::STATUS_STREAM;
 use crate::monitor::Request;
 use crate::{ocispec, record};
 
-fn strslice<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum S {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Option::<S>::deserialize(d)? {
-        None => vec![],
-        Some(S::One(s)) => vec![s],
-        Some(S::Many(v)) => v,
-    })
-}
-
-fn nullable<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+/// An exec's command: Docker's strslice, absent or null being empty.
+fn cmd_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(crate::types::strslice(d)?.unwrap_or_default())
 }
 
 /// The body of `POST /containers/{id}/exec`.
@@ -46,9 +33,9 @@ pub struct ExecConfig {
     pub detach_keys: String,
     #[serde(default)]
     pub tty: bool,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::types::nullable")]
     pub env: Vec<String>,
-    #[serde(default, deserialize_with = "strslice")]
+    #[serde(default, deserialize_with = "cmd_list")]
     pub cmd: Vec<String>,
     #[serde(default)]
     pub privileged: bool,
