@@ -50,7 +50,31 @@ fn names_of(store: &ImageStore, img: &Image) -> Vec<String> {
         .collect()
 }
 
+/// Docker's reference filter: a familiar name, with `*` matching any run of characters
+/// (`busy*`, `*:latest`); a pattern without a tag matches every tag of that repository.
+fn reference_matches(pattern: &str, name: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let repo = name.rsplit_once(':').map_or(name, |(r, _)| r);
+    glob(pattern.as_bytes(), name.as_bytes()) || (!pattern.contains(':') && glob(pattern.as_bytes(), repo.as_bytes()))
+}
+
 pub async fn list(ctx: &Ctx) -> Resp {
+    let filters = match berth_engine::engine::ListOptions::parse_filters(ctx.query.get("filters").unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return http::engine_error(&e),
+    };
+    // Older clients send `filter=<reference>`.
+    let mut filters = filters;
+    if let Some(r) = ctx.query.get("filter").filter(|r| !r.is_empty()) {
+        filters.entry("reference".into()).or_default().push(r.to_string());
+    }
     let engine = ctx.daemon.engine.clone();
     let out = match blocking(move || {
         let store = &engine.images;
@@ -65,10 +89,31 @@ pub async fn list(ctx: &Ctx) -> Resp {
                 .as_ref()
                 .and_then(|c| c.labels().clone())
                 .unwrap_or_default();
+            let keep = filters.iter().all(|(k, vals)| match k.as_str() {
+                "dangling" => vals.iter().any(|v| (v == "true" || v == "1") == s.names.is_empty()),
+                "reference" => vals.iter().any(|p| s.names.iter().any(|n| reference_matches(p, n))),
+                "label" => vals.iter().all(|v| match v.split_once('=') {
+                    Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
+                    None => labels.contains_key(v),
+                }),
+                _ => true,
+            });
+            if !keep {
+                continue;
+            }
+            // As Docker: with a reference filter, only the matching names are listed.
+            let names: Vec<&String> = match filters.get("reference") {
+                Some(pats) => s
+                    .names
+                    .iter()
+                    .filter(|n| pats.iter().any(|p| reference_matches(p, n)))
+                    .collect(),
+                None => s.names.iter().collect(),
+            };
             out.push(json!({
                 "Id": img.config_digest.to_string(),
                 "ParentId": "",
-                "RepoTags": s.names,
+                "RepoTags": names,
                 "RepoDigests": [],
                 "Created": created_secs(&img),
                 "Size": size(&img),
@@ -403,4 +448,18 @@ pub async fn save(ctx: &Ctx, query: &str, one: Option<String>) -> Resp {
         .header("Content-Type", "application/x-tar")
         .body(body)
         .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference_matches;
+
+    #[test]
+    fn reference_patterns() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:1"));
+        assert!(reference_matches("*:latest", "busybox:latest"));
+        assert!(!reference_matches("busybox:1", "busybox:latest"));
+        assert!(!reference_matches("other", "busybox:latest"));
+    }
 }

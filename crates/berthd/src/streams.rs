@@ -158,7 +158,15 @@ pub async fn logs(ctx: &Ctx, id: &str) -> Resp {
         }
         let mut rx = c.subscribe();
         loop {
-            let stopped = !c.record().state.running || c.removed.load(Ordering::SeqCst);
+            // Following ends when the container stops, or at `until` (a time in the past
+            // of the record stream).
+            let past_until = filter.until.is_some_and(|u| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                (now.as_secs() as i64, now.subsec_nanos()) >= u
+            });
+            let stopped = !c.record().state.running || c.removed.load(Ordering::SeqCst) || past_until;
             let new = follower.poll().unwrap_or_default();
             for e in new.iter().filter(|e| filter.accepts(e)) {
                 if tx.send(render(e)).await.is_err() {

@@ -386,6 +386,13 @@ fn save_load_round_trip() {
     assert!(out.contains("busybox:1"), "{out}");
     assert_eq!(d.ok(&["run", "--rm", "busybox:1", "echo", "ok"]), "ok");
     d.ok(&["tag", "busybox:1", "other/name:2"]);
+    // Filters: by reference (with a pattern), and a non-matching one (control).
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "other/*"]),
+        "other/name:2"
+    );
+    assert_eq!(d.ok(&["images", "-q", "--filter", "reference=nothing*"]), "");
+    assert_eq!(d.ok(&["images", "-q", "--filter", "dangling=true"]), "");
     let imgs = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(imgs.contains("other/name:2") && imgs.contains("busybox:1"), "{imgs}");
 }

@@ -180,6 +180,29 @@ fn log_options() {
     ]);
     let o = d.docker(&["logs", "quiet"]);
     assert!(!o.status.success());
+    // Following ends at --until even while the container keeps running.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo t; sleep 0.1; done",
+    ]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let t = Instant::now();
+    let o = d.docker(&["logs", "-f", "--until", &until, "chatty"]);
+    assert!(o.status.success());
+    assert!(t.elapsed() < Duration::from_secs(5), "logs -f --until did not end");
+    let o = d.docker(&["logs", "quiet"]);
+    assert!(!o.status.success());
     let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
     assert!(!o.status.success(), "unsupported driver must be refused");
 }

@@ -80,14 +80,16 @@ fn concurrent_requests_on_one_container() {
     d.ok(&["create", "--name", "busy", "busybox", "sleep", "300"]);
     let host = d.host();
     let cfg = d.dir.path().join("docker-config");
-    let threads: Vec<_> = (0..8)
+    let threads: Vec<_> = (0..12)
         .map(|i| {
             let (host, cfg) = (host.clone(), cfg.clone());
             std::thread::spawn(move || {
-                let verb = match i % 4 {
+                let verb = match i % 6 {
                     0 => vec!["start", "busy"],
                     1 => vec!["stop", "-t", "1", "busy"],
                     2 => vec!["restart", "-t", "1", "busy"],
+                    3 => vec!["pause", "busy"],
+                    4 => vec!["kill", "busy"],
                     _ => vec!["inspect", "busy"],
                 };
                 std::process::Command::new("docker")
@@ -107,6 +109,7 @@ fn concurrent_requests_on_one_container() {
     let (running, pid) = st.split_once(' ').unwrap();
     if running == "true" {
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{st}");
+        // Stop works even if a pause won the race.
         d.ok(&["stop", "-t", "1", "busy"]);
     } else {
         assert_eq!(pid, "0");

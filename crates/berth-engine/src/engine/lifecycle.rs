@@ -589,6 +589,8 @@ impl Engine {
             Duration::from_secs(t as u64)
         };
         if !c.wait_for(limit, stopped) {
+            // Frozen processes do not die: thaw first (a no-op unless paused meanwhile).
+            let _ = rt::resume(&root, &c.id);
             let _ = rt::kill(&root, &c.id, Signal::SIGKILL, true);
             self.emit_with(&rec, "kill", &[("signal", "9".into())]);
             if !c.wait_for(Duration::from_secs(30), stopped) {
@@ -641,6 +643,9 @@ impl Engine {
 
     fn set_paused(&self, key: &str, pause: bool) -> Result<()> {
         let c = self.get(key)?;
+        // Serialised with stop/restart/remove: a pause landing between their signal and
+        // the SIGKILL would freeze the processes they are waiting to see die.
+        let _op = lock(&c.op);
         let rec = c.record();
         if !rec.state.running {
             return Err(EngineError::Conflict(format!("Container {} is not running", rec.id)));
