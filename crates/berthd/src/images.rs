@@ -76,6 +76,7 @@ pub async fn list(ctx: &Ctx) -> Resp {
         filters.entry("reference".into()).or_default().push(r.to_string());
     }
     let engine = ctx.daemon.engine.clone();
+    let daemon = ctx.daemon.clone();
     let out = match blocking(move || {
         let store = &engine.images;
         let mut out = Vec::new();
@@ -113,8 +114,8 @@ pub async fn list(ctx: &Ctx) -> Resp {
             out.push(json!({
                 "Id": img.config_digest.to_string(),
                 "ParentId": "",
+                "RepoDigests": daemon.repo_digests.of(&s.target.to_string(), &s.names),
                 "RepoTags": names,
-                "RepoDigests": [],
                 "Created": created_secs(&img),
                 "Size": size(&img),
                 "SharedSize": -1,
@@ -170,9 +171,13 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
     let name_without_last = seg[..seg.len().saturating_sub(1)].join("/");
     match (m, last) {
         (&Method::GET, "json") if seg.len() > 1 => {
+            let daemon = ctx.daemon.clone();
             let doc = blocking(move || {
                 let img = resolve(&engine.images, &name_without_last)?;
-                Ok(inspect_doc(&engine.images, &img))
+                let mut doc = inspect_doc(&engine.images, &img);
+                let names = names_of(&engine.images, &img);
+                doc["RepoDigests"] = json!(daemon.repo_digests.of(&img.target.to_string(), &names));
+                Ok(doc)
             })
             .await;
             match doc {

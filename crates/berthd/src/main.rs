@@ -9,6 +9,7 @@ mod extras;
 mod http;
 mod images;
 mod registry;
+mod repodigests;
 mod routes;
 mod streams;
 mod system;
@@ -51,6 +52,7 @@ struct Args {
 
 pub struct Daemon {
     pub engine: Arc<Engine>,
+    pub repo_digests: repodigests::RepoDigests,
 }
 
 fn config(args: &Args) -> Result<DaemonConfig> {
@@ -150,7 +152,8 @@ fn main() -> Result<()> {
         };
         let group = cfg.group.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::open(cfg)).await??;
-        let daemon = Arc::new(Daemon { engine });
+        let repo_digests = repodigests::RepoDigests::open(&engine.cfg.data_root);
+        let daemon = Arc::new(Daemon { engine, repo_digests });
         let mut tasks = Vec::new();
         for h in hosts {
             if let Some(p) = h.strip_prefix("unix://") {

@@ -89,6 +89,16 @@ fn error_line(msg: &str) -> Bytes {
     line(json!({"errorDetail": {"message": msg}, "error": msg}))
 }
 
+/// `busybox`, `localhost:5000/x`: the familiar repository, without tag or digest.
+fn familiar_repo(r: &Reference) -> String {
+    let f = r.familiar();
+    let f = f.split('@').next().unwrap_or(&f).to_string();
+    match f.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+        _ => f,
+    }
+}
+
 fn short(d: &berth_image::Digest) -> String {
     d.hex().chars().take(12).collect()
 }
@@ -127,6 +137,7 @@ pub async fn pull(ctx: &Ctx, req: Request<Incoming>, image: &str) -> Resp {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let engine = ctx.daemon.engine.clone();
+    let daemon = ctx.daemon.clone();
     let (tx, body) = channel();
     tokio::task::spawn_blocking(move || {
         let send = |b: Bytes| {
@@ -154,6 +165,11 @@ pub async fn pull(ctx: &Ctx, req: Request<Incoming>, image: &str) -> Resp {
             .and_then(|done| {
                 let target = done.pulled.index.clone().unwrap_or(done.pulled.digest.clone());
                 store.set_image(Some(&reference), &target).map_err(|e| e.to_string())?;
+                let repo = format!("{}/{}", reference.domain(), reference.path());
+                let familiar_repo = Reference::parse(&repo).map(|r| r.familiar()).unwrap_or(repo);
+                daemon
+                    .repo_digests
+                    .add(&target.to_string(), &familiar_repo, &target.to_string());
                 Ok((target, !done.pulled.fetched.is_empty()))
             });
         match result {
@@ -233,6 +249,7 @@ pub async fn push(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Resp {
         Ok(c) => c,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
+    let daemon = ctx.daemon.clone();
     let (tx, body) = channel();
     tokio::task::spawn_blocking(move || {
         let send = |b: Bytes| {
@@ -274,6 +291,11 @@ pub async fn push(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Resp {
                 send(line(
                     json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": report.digest.to_string(), "Size": size}}),
                 ));
+                daemon.repo_digests.add(
+                    &image.target.to_string(),
+                    &familiar_repo(&reference),
+                    &report.digest.to_string(),
+                );
                 engine
                     .events
                     .emit("image", "push", &reference.familiar(), Default::default());

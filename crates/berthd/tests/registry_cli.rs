@@ -23,6 +23,25 @@ fn push_pull_round_trip_and_run() {
     assert_eq!(d.ok(&["images", "-q"]), "");
     let out = d.ok(&["pull", &name]);
     assert!(out.contains("Downloaded newer image"), "{out}");
+    // The pulled image has its repo digest, shown by --digests and inspect.
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap()
+        .to_string();
+    let listed = d.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.Digest}}",
+    ]);
+    assert_eq!(listed, format!("{}/test/bb 1 {digest}", reg.addr));
+    let repo_digests = d.ok(&["inspect", "-f", "{{range .RepoDigests}}{{.}}{{end}}", &name]);
+    assert_eq!(repo_digests, format!("{}/test/bb@{digest}", reg.addr));
+    // An imported image has none (positive control: the pulled one above has).
+    d.import_busybox("local:1");
+    assert_eq!(d.ok(&["inspect", "-f", "{{len .RepoDigests}}", "local:1"]), "0");
+    d.ok(&["rmi", "local:1"]);
     assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled");
     // Pulling again finds everything present.
     let again = d.ok(&["pull", &name]);
