@@ -29,7 +29,12 @@ struct Podman {
     /// berth-runtime's `--log`, in JSON.
     rt_log: PathBuf,
     image: String,
+    /// Podmans share the cgroupfs parent `libpod_parent`: one test's cleanup (rmdir of
+    /// empty cgroups) could remove a cgroup another is about to join. One at a time.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Podman {
     fn new() -> Podman {
@@ -80,7 +85,9 @@ impl Podman {
             ),
         )
         .unwrap();
+        let serial = ONE_PODMAN.lock().unwrap_or_else(|e| e.into_inner());
         let mut p = Podman {
+            _serial: serial,
             dir,
             rt_bin,
             wrapper,
