@@ -123,7 +123,7 @@ fn registry_login_push_pull() {
     assert_eq!(d.ok(&["pull", "-q", &repo]), repo);
     // On a terminal, progress lines are redrawn in place.
     d.ok(&["rmi", &repo]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pty_run.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../berthd/tests/clients/pty_run.py");
     let o = d
         .command("python3", &[script, "33", "200", "", common::BERTH, "pull", &repo])
         .output()

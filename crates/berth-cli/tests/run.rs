@@ -218,7 +218,7 @@ fn streams_exit_codes_and_options() {
 }
 
 fn pty_run(d: &Daemon, typed: &str, resize: Option<&str>, args: &[&str]) -> (i32, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pty_run.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../berthd/tests/clients/pty_run.py");
     let mut c = d.command("python3", &[script, "33", "111", typed, BERTH]);
     c.args(args);
     if let Some(r) = resize {

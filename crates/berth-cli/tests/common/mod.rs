@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+// The same registry helper as berthd's tests (one copy).
+#[path = "../../../berthd/tests/common/registry.rs"]
 pub mod registry;
 
 use std::path::{Path, PathBuf};
