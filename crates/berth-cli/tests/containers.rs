@@ -63,11 +63,27 @@ fn lifecycle() {
     assert_eq!(text(&o.stdout), "late\n");
     let e = d.fails(1, &["attach", "at"]);
     assert!(e.contains("You cannot attach to a stopped container"), "{e}");
-    // port: what NetworkSettings.Ports lists (berthd publishes none yet).
-    d.ok(&["run", "-d", "--name", "pp", "-p", "8080:80", "busybox", "sleep", "300"]);
-    assert_eq!(d.ok(&["port", "pp"]), "");
-    let e = d.fails(1, &["port", "pp", "80"]);
-    assert!(e.contains("No public port '80/tcp' published for pp"), "{e}");
+    // port: what NetworkSettings.Ports lists.
+    let hp = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pp",
+        "-p",
+        &format!("{hp}:80"),
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(d.ok(&["port", "pp"]), format!("80/tcp -> 0.0.0.0:{hp}"));
+    assert_eq!(d.ok(&["port", "pp", "80"]), format!("0.0.0.0:{hp}"));
+    let e = d.fails(1, &["port", "pp", "81"]);
+    assert!(e.contains("No public port '81/tcp' published for pp"), "{e}");
 }
 
 #[test]

@@ -34,6 +34,10 @@ fn same_body(d: &Daemon, p: &Proxy, flags: &[&str], image_and_cmd: &[&str]) {
                 b.sort_by_key(|v| v.to_string());
             }
         }
+        // So does docker with -e given both as a name and as name=value (seen flaking).
+        if let Some(e) = body["Env"].as_array_mut() {
+            e.sort_by_key(|v| v.to_string());
+        }
         let query = p
             .sent()
             .iter()

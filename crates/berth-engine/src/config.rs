@@ -54,6 +54,26 @@ pub struct DaemonConfig {
     /// into the container.
     #[serde(default = "default_init_path")]
     pub init_path: PathBuf,
+    /// The default bridge's interface (Docker's `bridge` key names an existing one;
+    /// Berth creates it).
+    #[serde(default = "default_bridge")]
+    pub bridge: String,
+    /// Berth's nftables table (family inet).
+    #[serde(default = "default_firewall_table")]
+    pub firewall_table: String,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Nameservers, search domains and options for containers' resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_opts: Vec<String>,
+    /// Where the embedded DNS forwards names it does not know ("ip:port"; default: the
+    /// host's resolv.conf nameservers).
+    #[serde(default)]
+    pub embedded_dns_upstreams: Option<Vec<String>>,
 }
 
 fn default_data_root() -> PathBuf {
@@ -67,6 +87,12 @@ fn default_log_driver() -> String {
 }
 fn default_init_path() -> PathBuf {
     "/usr/bin/tini-static".into()
+}
+fn default_bridge() -> String {
+    "berth0".into()
+}
+fn default_firewall_table() -> String {
+    "berth".into()
 }
 fn default_cgroup_parent() -> String {
     "/berth".into()
@@ -118,6 +144,26 @@ impl DaemonConfig {
                 )));
             }
         }
+        self.address_pools()?;
+        self.bip_net()?;
+        self.dns_upstreams()?;
+        if self.bridge.is_empty() || self.bridge.len() > 15 {
+            return Err(ConfigError::Invalid(format!(
+                "bridge {:?}: an interface name of 1 to 15 bytes",
+                self.bridge
+            )));
+        }
+        if self.firewall_table.is_empty()
+            || !self
+                .firewall_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "firewall-table {:?}: letters, digits and '_' only",
+                self.firewall_table
+            )));
+        }
         if !matches!(self.log_driver.as_str(), "json-file" | "none") {
             return Err(ConfigError::Invalid(format!(
                 "log-driver {:?} is not supported (json-file, none)",
@@ -125,6 +171,57 @@ impl DaemonConfig {
             )));
         }
         Ok(())
+    }
+
+    /// `default-address-pools` (Docker's defaults when empty).
+    pub fn address_pools(&self) -> Result<Vec<berth_network::ipam::AddressPool>, ConfigError> {
+        if self.default_address_pools.is_empty() {
+            return Ok(berth_network::ipam::default_pools());
+        }
+        self.default_address_pools
+            .iter()
+            .map(|v| {
+                serde_json::from_value(v.clone()).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "default-address-pools: {v}: {e} (want {{\"base\":\"CIDR\",\"size\":N}})"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// `bip`: the default bridge's address with its prefix, e.g. 10.20.0.1/16.
+    pub fn bip_net(&self) -> Result<Option<ipnet::IpNet>, ConfigError> {
+        match &self.bip {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .filter(|n| n.addr().is_ipv4() && n.addr() != n.network())
+                .map(Some)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "bip {s:?}: want the bridge's address with a prefix, e.g. 10.20.0.1/16"
+                    ))
+                }),
+        }
+    }
+
+    pub fn dns_upstreams(&self) -> Result<Option<Vec<std::net::SocketAddr>>, ConfigError> {
+        let Some(list) = &self.embedded_dns_upstreams else {
+            return Ok(None);
+        };
+        list.iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| ConfigError::Invalid(format!("embedded-dns-upstreams: {s:?} is not an address")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     pub fn containers_dir(&self) -> PathBuf {

@@ -40,6 +40,11 @@ pub enum EngineError {
     Io { what: String, source: std::io::Error },
     #[error("monitor of {id}: {message}")]
     Monitor { id: String, message: String },
+    /// Docker answers 403 for refusals on networks (pre-defined, active endpoints).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Network(#[from] berth_network::NetworkError),
 }
 
 impl EngineError {
@@ -54,6 +59,13 @@ impl EngineError {
             EngineError::Conflict(_) => 409,
             EngineError::InvalidParameter(_) | EngineError::Spec(_) => 400,
             EngineError::NotModified => 304,
+            EngineError::Forbidden(_) => 403,
+            EngineError::Network(e) => match e {
+                berth_network::NetworkError::NotFound(_) => 404,
+                berth_network::NetworkError::Conflict(_) => 409,
+                berth_network::NetworkError::Invalid(_) => 400,
+                _ => 500,
+            },
             EngineError::Image(berth_image::images::ImageError::NotFound(_)) => 404,
             EngineError::ImageContainer(berth_image::containers::ContainerError::Image(
                 berth_image::images::ImageError::NotFound(_),

@@ -122,6 +122,9 @@ pub struct Record {
     /// Volumes mounted in it, resolved at create.
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// The networks it joins at start (name → endpoint settings), besides NetworkMode's.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, crate::types::EndpointConfig>,
 }
 
 /// A volume in a container.
@@ -258,6 +261,7 @@ mod tests {
             has_been_started: false,
             exec_ids: vec![],
             volumes: vec![],
+            networks: Default::default(),
         };
         r.save(d.path()).unwrap();
         let back = Record::load(d.path()).unwrap();

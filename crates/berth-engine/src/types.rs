@@ -244,6 +244,42 @@ pub struct HostConfig {
     pub volumes_from: Vec<String>,
     #[serde(default)]
     pub console_size: Option<[u16; 2]>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub dns: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub dns_options: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub dns_search: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub extra_hosts: Vec<String>,
+    /// `--link name:alias` (Docker stores them as "/name:/container/alias").
+    #[serde(default, deserialize_with = "nullable")]
+    pub links: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// `IPAMConfig` of an endpoint: the addresses asked for (`--ip`, `--ip6`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EndpointIpam {
+    #[serde(rename = "IPv4Address", default, skip_serializing_if = "String::is_empty")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address", default, skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+}
+
+/// An entry of `NetworkingConfig.EndpointsConfig` (and of `network connect`'s body).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    #[serde(rename = "IPAMConfig", default)]
+    pub ipam_config: Option<EndpointIpam>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub aliases: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub mac_address: String,
     #[serde(flatten)]
     pub extra: Map,
 }

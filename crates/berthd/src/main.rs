@@ -8,6 +8,7 @@ mod containers;
 mod extras;
 mod http;
 mod images;
+mod networks;
 mod registry;
 mod repodigests;
 mod routes;
@@ -48,6 +49,18 @@ struct Args {
     monitor_path: Option<PathBuf>,
     #[arg(short = 'D', long)]
     debug: bool,
+    /// The default bridge's interface (default berth0).
+    #[arg(short = 'b', long = "bridge")]
+    bridge: Option<String>,
+    /// The default bridge's address and prefix, e.g. 10.20.0.1/16.
+    #[arg(long = "bip")]
+    bip: Option<String>,
+    /// Berth's nftables table (default berth).
+    #[arg(long = "firewall-table")]
+    firewall_table: Option<String>,
+    /// Address pool for new networks, as Docker's flag: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
 }
 
 pub struct Daemon {
@@ -78,6 +91,33 @@ fn config(args: &Args) -> Result<DaemonConfig> {
     }
     if let Some(m) = &args.monitor_path {
         cfg.monitor_path = Some(m.clone());
+    }
+    if let Some(b) = &args.bridge {
+        cfg.bridge = b.clone();
+    }
+    if let Some(b) = &args.bip {
+        cfg.bip = Some(b.clone());
+    }
+    if let Some(t) = &args.firewall_table {
+        cfg.firewall_table = t.clone();
+    }
+    if !args.default_address_pool.is_empty() {
+        cfg.default_address_pools = args
+            .default_address_pool
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::Map::new();
+                for kv in p.split(',') {
+                    let (k, val) = kv.split_once('=').unwrap_or((kv, ""));
+                    let val = match k {
+                        "size" => serde_json::Value::from(val.parse::<u64>().unwrap_or(0)),
+                        _ => serde_json::Value::from(val),
+                    };
+                    v.insert(k.to_string(), val);
+                }
+                serde_json::Value::Object(v)
+            })
+            .collect();
     }
     cfg.debug |= args.debug;
     cfg.validate()?;

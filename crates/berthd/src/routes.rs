@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use crate::http::{self, error, split_version, version_cmp, Query, Resp, API_VERSION, MIN_API_VERSION};
-use crate::{containers, extras, images, streams, system, volumes, Daemon};
+use crate::{containers, extras, images, networks, streams, system, volumes, Daemon};
 
 /// What a handler knows about the request beyond its own arguments.
 pub struct Ctx {
@@ -118,6 +118,14 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> Resp {
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&ctx).await,
         (&Method::GET, ["volumes", name]) => volumes::inspect(&ctx, name).await,
         (&Method::DELETE, ["volumes", name]) => volumes::remove(&ctx, name).await,
+
+        (&Method::GET, ["networks"]) => networks::list(&ctx).await,
+        (&Method::POST, ["networks", "create"]) => networks::create(&ctx, req).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&ctx).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&ctx, id).await,
+        (&Method::DELETE, ["networks", id]) => networks::remove(&ctx, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => networks::connect(&ctx, req, id, true).await,
+        (&Method::POST, ["networks", id, "disconnect"]) => networks::connect(&ctx, req, id, false).await,
 
         (&Method::GET, ["images", "json"]) => images::list(&ctx).await,
         (&Method::POST, ["images", "create"]) => images::create(&ctx, req).await,

@@ -45,6 +45,9 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
     pub cgroup_parent: String,
+    /// Its default bridge and nftables table (its own: tests run daemons side by side).
+    pub bridge: String,
+    pub table: String,
     child: Option<Child>,
 }
 
@@ -92,6 +95,8 @@ impl Daemon {
             sock: dir.path().join("berth.sock"),
             cgroup_parent: format!("/berth-cli-test-{}-{n}", std::process::id()),
             dir,
+            bridge: format!("bc{}x{n}", std::process::id() % 100000),
+            table: format!("berth_c{}_{n}", std::process::id()),
             child: None,
         };
         d.spawn();
@@ -122,6 +127,14 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--monitor-path")
             .arg(find_bin("BERTH_MONITOR", "berth-monitor"))
+            .args(["--bridge", &self.bridge, "--firewall-table", &self.table])
+            // Addresses apart from berthd's own tests (10.150-249.x).
+            .arg("--bip")
+            .arg(format!(
+                "10.{}.{}.1/26",
+                100 + (n_of(&self.bridge) % 40),
+                (std::process::id() % 64) * 4
+            ))
             .arg("-D")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -297,6 +310,11 @@ impl Daemon {
     }
 }
 
+/// The daemon number in a bridge name made by `start`.
+fn n_of(bridge: &str) -> u32 {
+    bridge.rsplit('x').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -316,6 +334,10 @@ impl Drop for Daemon {
             }
         }
         self.kill9();
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
         let mounts = self.mounts_under(self.dir.path());
         for m in &mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);

@@ -146,23 +146,6 @@ fn network_mode(r: &Record) -> String {
     }
 }
 
-fn network_settings(net: &str) -> Value {
-    let endpoint = json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DriverOpts": null,
-        "DNSNames": null,
-    });
-    json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": { net: endpoint },
-    })
-}
-
 impl Engine {
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, key: &str) -> Result<Value> {
@@ -180,7 +163,6 @@ impl Engine {
         if r.host_config.network_mode.is_empty() {
             host_config["NetworkMode"] = json!("bridge");
         }
-        let net = network_mode(&r);
         Ok(json!({
             "Id": r.id,
             "Created": r.created,
@@ -207,7 +189,7 @@ impl Engine {
             }},
             "Mounts": mounts(&r, &self.cfg.data_root.join("volumes")),
             "Config": r.config,
-            "NetworkSettings": network_settings(&net),
+            "NetworkSettings": self.network_settings(&r),
         }))
     }
 
@@ -303,12 +285,12 @@ impl Engine {
                 "ImageID": r.image,
                 "Command": cmd,
                 "Created": secs(&r.created),
-                "Ports": [],
+                "Ports": self.list_ports(r),
                 "Labels": r.config.labels,
                 "State": r.state.status,
                 "Status": status_text(r),
                 "HostConfig": {"NetworkMode": network_mode(r)},
-                "NetworkSettings": {"Networks": {}},
+                "NetworkSettings": {"Networks": self.network_settings(r)["Networks"].clone()},
                 "Mounts": mounts(r, &self.cfg.data_root.join("volumes")),
             }));
             let limit = if o.latest { Some(1) } else { o.limit };

@@ -14,7 +14,7 @@ use berth_runtime::container as rt;
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
-use super::util::{familiar, is_mounted, parse_signal, parse_size, resolv_conf, unmount, write_file};
+use super::util::{familiar, is_mounted, parse_signal, parse_size, unmount, write_file};
 use super::{lock, monitor_call, monitor_connect, read_reply, Container, Engine, PendingAttach};
 use crate::error::{io_err, EngineError, Result};
 use crate::monitor::{self, ExitInfo, LogTarget, MonitorConfig, Reply, Request};
@@ -128,7 +128,6 @@ impl Engine {
                 host.log_config.kind
             )));
         }
-        self.net_mode(&host.network_mode)?;
         let image = self.images.resolve(&config.image).map_err(|e| match e {
             berth_image::images::ImageError::NotFound(_) => EngineError::NoSuchImage(familiar(&config.image)),
             e => e.into(),
@@ -148,6 +147,7 @@ impl Engine {
                 "no command specified: the image has no CMD or ENTRYPOINT and none was given".into(),
             ));
         }
+        let networks = self.plan_networks(&host, config.exposed_ports.as_ref(), body.networking_config.as_ref())?;
         let volumes = self.resolve_volumes(&config, &mut host)?;
         let id = record::random_id();
         let dir = self.container_dir(&id);
@@ -169,6 +169,7 @@ impl Engine {
                 has_been_started: false,
                 exec_ids: vec![],
                 volumes,
+                networks,
             };
             rec.save(&dir)?;
             Ok::<Record, EngineError>(rec)
@@ -199,27 +200,6 @@ impl Engine {
         Ok((id, vec![]))
     }
 
-    fn net_mode(&self, mode: &str) -> Result<NetNs> {
-        match mode {
-            "" | "default" | "bridge" | "none" => Ok(NetNs::New),
-            "host" => Ok(NetNs::Host),
-            m if m.starts_with("container:") => {
-                let other = self.get(&m["container:".len()..])?;
-                let pid = lock(&other.rec).state.pid;
-                if pid == 0 {
-                    return Err(EngineError::Conflict(format!(
-                        "cannot join network of a non running container: {}",
-                        other.id
-                    )));
-                }
-                Ok(NetNs::Path(format!("/proc/{pid}/ns/net").into()))
-            }
-            other => Err(EngineError::InvalidParameter(format!(
-                "HostConfig.NetworkMode: network {other} not found"
-            ))),
-        }
-    }
-
     /// `POST /containers/{id}/start`.
     pub fn start(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.get(key)?;
@@ -246,6 +226,7 @@ impl Engine {
         let rootfs = dir.join("rootfs");
         let fail = |c: &Arc<Container>, e: EngineError| {
             unmount(&rootfs);
+            self.teardown_network(&c.id);
             // Attached clients learn of the failure by their stream closing.
             for p in std::mem::take(&mut *lock(&c.pending_attach)) {
                 let _ = p.tx.send(Err(EngineError::Conflict(format!(
@@ -288,11 +269,15 @@ impl Engine {
                 rec.config.hostname.clone()
             };
             write_file(&dir.join("hostname"), &format!("{hostname}\n"))?;
-            write_file(
-                &dir.join("hosts"),
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-            )?;
-            write_file(&dir.join("resolv.conf"), &resolv_conf())?;
+            let net = self.setup_network(&rec, &hostname)?;
+            let files = (|| {
+                write_file(&dir.join("hosts"), &net.hosts)?;
+                write_file(&dir.join("resolv.conf"), &net.resolv)
+            })();
+            if let Err(e) = files {
+                self.teardown_network(&id);
+                return Err(e);
+            }
             let input = SpecInput {
                 id: &id,
                 config: &rec.config,
@@ -310,10 +295,11 @@ impl Engine {
                     .init
                     .unwrap_or(self.cfg.init)
                     .then(|| self.cfg.init_path.clone()),
-                netns: self.net_mode(&rec.host_config.network_mode)?,
+                netns: net.netns,
             };
             let netns_new = matches!(input.netns, NetNs::New);
-            Ok::<_, EngineError>((ocispec::build(&input)?, netns_new))
+            let spec = ocispec::build(&input).inspect_err(|_| self.teardown_network(&id))?;
+            Ok::<_, EngineError>((spec, netns_new))
         })();
         let (spec, netns_new) = match spec {
             Ok(s) => s,
@@ -497,6 +483,7 @@ impl Engine {
     pub(crate) fn on_exit(self: &Arc<Self>, c: &Arc<Container>, info: ExitInfo, follow_policy: bool) {
         let dir = self.container_dir(&c.id);
         unmount(&dir.join("rootfs"));
+        self.teardown_network(&c.id);
         let rec = match c.update(&dir, |r| {
             r.state.set_exited(
                 info.exit_code,

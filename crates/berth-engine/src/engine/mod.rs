@@ -7,6 +7,8 @@ mod exec;
 mod health;
 mod inspect;
 mod lifecycle;
+mod netsetup;
+mod networks;
 mod prune;
 mod restore;
 mod stats;
@@ -36,6 +38,7 @@ use crate::record::Record;
 pub use exec::{drain_for_status, status_code as exec_status_code, ExecConfig, ExecRecord};
 pub use inspect::ListOptions;
 pub use lifecycle::Attached;
+pub use networks::network_matches;
 pub use util::{parse_signal, parse_size};
 pub use volume_mounts::volume_json;
 
@@ -125,6 +128,7 @@ pub struct Engine {
     pub cfg: DaemonConfig,
     pub images: ImageStore,
     pub volumes: crate::volumes::VolumeStore,
+    pub networks: Arc<berth_network::NetworkManager>,
     pub events: Events,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<Mutex<ExecRecord>>>>,
@@ -156,10 +160,22 @@ impl Engine {
             )));
         }
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let bad = |e: crate::config::ConfigError| EngineError::InvalidParameter(e.to_string());
+        let networks = berth_network::NetworkManager::open(berth_network::NetConfig {
+            state_dir: cfg.data_root.join("network"),
+            run_dir: cfg.exec_root.join("netns"),
+            default_bridge: cfg.bridge.clone(),
+            bip: cfg.bip_net().map_err(bad)?,
+            pools: cfg.address_pools().map_err(bad)?,
+            table: cfg.firewall_table.clone(),
+            mtu: cfg.mtu,
+            dns_upstreams: cfg.dns_upstreams().map_err(bad)?,
+        })?;
         let engine = Arc::new(Engine {
             cfg,
             images,
             volumes,
+            networks,
             events: Events::default(),
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
@@ -167,6 +183,8 @@ impl Engine {
             cgroup_v2,
         });
         engine.restore()?;
+        let running = |id: &str| engine.get(id).map(|c| c.record().state.running).unwrap_or(false);
+        engine.networks.reconcile(&running)?;
         Ok(engine)
     }
 

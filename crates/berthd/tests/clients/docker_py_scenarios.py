@@ -108,4 +108,54 @@ assert out == b"persisted\n", out
 assert [v.name for v in client.volumes.list(filters={"label": "k=v"})] == ["py-vol"]
 vol.remove()
 assert client.volumes.list() == []
+
+# Networks: a user network, a container on it by name, a published port, connect and
+# disconnect, removal.
+import urllib.request
+
+net = client.networks.create("py-net", driver="bridge", labels={"k": "n"})
+assert net.attrs["Driver"] == "bridge" and net.attrs["Labels"] == {"k": "n"}, net.attrs
+srv = client.containers.run(
+    "busybox", ["httpd", "-f", "-p", "80", "-h", "/etc"], detach=True, name="py-srv",
+    network="py-net", ports={"80/tcp": None},
+)
+srv.reload()
+ip = srv.attrs["NetworkSettings"]["Networks"]["py-net"]["IPAddress"]
+assert ip, srv.attrs["NetworkSettings"]
+host_port = srv.ports["80/tcp"][0]["HostPort"]
+body = b""
+for _ in range(50):
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/hostname", timeout=2).read()
+        break
+    except OSError:
+        time.sleep(0.1)
+assert body.strip() == srv.id[:12].encode(), body
+out = client.containers.run("busybox", ["nslookup", "py-srv"], network="py-net", remove=True)
+assert ip.encode() in out, out
+net.reload()
+assert srv.id in net.attrs["Containers"], net.attrs
+other = client.containers.run("busybox", ["sleep", "300"], detach=True, name="py-other")
+net.connect(other, aliases=["oth"])
+other.reload()
+assert "py-net" in other.attrs["NetworkSettings"]["Networks"], other.attrs["NetworkSettings"]
+code, output = other.exec_run(["nslookup", "py-srv"])
+assert code == 0 and ip.encode() in output, output
+net.disconnect(other)
+other.reload()
+assert "py-net" not in other.attrs["NetworkSettings"]["Networks"], other.attrs["NetworkSettings"]
+try:
+    net.remove()
+    raise AssertionError("removing a network in use must fail")
+except docker.errors.APIError as e:
+    assert e.status_code == 403, e
+srv.remove(force=True)
+other.remove(force=True)
+net.remove()
+assert client.networks.list(names=["py-net"]) == []
+try:
+    client.networks.get("py-net")
+    raise AssertionError("must be 404")
+except docker.errors.NotFound:
+    pass
 print("docker-py scenarios ok", version)

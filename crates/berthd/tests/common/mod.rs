@@ -16,6 +16,13 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
     pub cgroup_parent: String,
+    /// Its default bridge, nftables table and address pool: its own, so daemons of
+    /// parallel tests never meet.
+    pub bridge: String,
+    pub table: String,
+    /// The default bridge's gateway, e.g. 10.151.12.1; the pool is the /22 around it.
+    pub gateway: String,
+    pool: String,
     child: Option<Child>,
 }
 
@@ -59,10 +66,16 @@ impl Daemon {
     pub fn start() -> Daemon {
         let dir = tempfile::Builder::new().prefix("berthd-test").tempdir().unwrap();
         let n = N.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let (a, b) = (150 + (n % 100), (pid % 64) * 4);
         let mut d = Daemon {
             sock: dir.path().join("berth.sock"),
-            cgroup_parent: format!("/berth-test-{}-{n}", std::process::id()),
+            cgroup_parent: format!("/berth-test-{pid}-{n}"),
             dir,
+            bridge: format!("bt{}x{n}", pid % 100000),
+            table: format!("berth_t{pid}_{n}"),
+            gateway: format!("10.{a}.{b}.1"),
+            pool: format!("base=10.{a}.{b}.0/22,size=26"),
             child: None,
         };
         d.spawn();
@@ -92,6 +105,10 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--monitor-path")
             .arg(env!("CARGO_BIN_EXE_berth-monitor"))
+            .args(["--bridge", &self.bridge, "--firewall-table", &self.table])
+            .arg("--bip")
+            .arg(format!("{}/26", self.gateway))
+            .args(["--default-address-pool", &self.pool])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -244,6 +261,26 @@ impl Daemon {
         (code, body)
     }
 
+    /// The bridges of its networks (from their records).
+    pub fn bridges(&self) -> Vec<String> {
+        let mut out = vec![self.bridge.clone()];
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("data/network")) {
+            for e in rd.flatten() {
+                let v: serde_json::Value = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if let Some(b) = v["bridge"]
+                    .as_str()
+                    .filter(|b| !b.is_empty() && !out.iter().any(|o| o == b))
+                {
+                    out.push(b.to_string());
+                }
+            }
+        }
+        out
+    }
+
     fn mounts_under(&self, p: &Path) -> Vec<String> {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let p = p.to_string_lossy().to_string();
@@ -281,6 +318,18 @@ impl Drop for Daemon {
             }
         }
         self.kill9();
+        // Its bridges (default and user networks): no veth may be left on them.
+        let mut leaked_links = Vec::new();
+        for br in self.bridges() {
+            let o = Command::new("ip").args(["-o", "link", "show", "master", &br]).output();
+            if let Ok(o) = o {
+                leaked_links.extend(String::from_utf8_lossy(&o.stdout).lines().map(String::from));
+            }
+            let _ = Command::new("ip").args(["link", "del", &br]).status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
         let mounts = self.mounts_under(self.dir.path());
         for m in &mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
@@ -300,6 +349,7 @@ impl Drop for Daemon {
         }
         if !std::thread::panicking() {
             assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+            assert!(leaked_links.is_empty(), "veths left on bridges: {leaked_links:?}");
             assert!(leaked.is_empty(), "container cgroups left behind: {leaked:?}");
         }
     }

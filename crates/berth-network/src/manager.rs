@@ -1,0 +1,826 @@
+//! The network manager: networks and their bridges, container sandboxes and endpoints,
+//! published ports and the firewall table, the embedded DNS — kept in step with each
+//! other and with their records on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::dns::{DnsServer, Lookup};
+use crate::error::{io_err, NetworkError, Result};
+use crate::firewall::{self, FwNetwork, FwPort, Proto, Ruleset};
+use crate::ipam::{self, AddressPool, Allocator};
+use crate::ports::{self, PortRequest, PublishedPort, Reservation};
+use crate::resolver;
+use crate::sandbox::{self, EndpointPlan};
+use crate::store::{random_hex, Endpoint, Network, Store};
+
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Network records (under the data root).
+    pub state_dir: PathBuf,
+    /// Container network namespaces (under the exec root).
+    pub run_dir: PathBuf,
+    /// The default bridge's interface (Docker: docker0).
+    pub default_bridge: String,
+    /// `bip`: the default bridge's address and prefix.
+    pub bip: Option<IpNet>,
+    pub pools: Vec<AddressPool>,
+    /// Berth's nftables table (family inet).
+    pub table: String,
+    pub mtu: Option<u32>,
+    /// Where the embedded DNS forwards names it does not know (default: the host's
+    /// resolv.conf nameservers).
+    pub dns_upstreams: Option<Vec<SocketAddr>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubnetRequest {
+    pub subnet: Option<IpNet>,
+    pub ip_range: Option<IpNet>,
+    pub gateway: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub internal: bool,
+    pub enable_ipv6: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    pub subnets: Vec<SubnetRequest>,
+    pub ipam_options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    pub ipv4: Option<IpAddr>,
+    pub ipv6: Option<IpAddr>,
+    pub aliases: Vec<String>,
+    pub mac: Option<[u8; 6]>,
+    pub links: Vec<(String, String)>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Published {
+    /// container id → (port, the container address it goes to)
+    ports: BTreeMap<String, Vec<(PublishedPort, IpAddr)>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    networks: BTreeMap<String, Network>,
+    published: Published,
+    held: HashMap<String, Vec<Reservation>>,
+}
+
+pub struct NetworkManager {
+    cfg: NetConfig,
+    store: Store,
+    inner: Arc<Mutex<Inner>>,
+    /// Serialises firewall updates so the last one applied is the newest state.
+    fw: Mutex<()>,
+    dns: Mutex<Option<DnsServer>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const DNS_PORT: u16 = 53;
+const BRIDGE_NAME_OPT: &str = "com.docker.network.bridge.name";
+
+impl NetworkManager {
+    /// Load the networks and create the predefined ones; `reconcile` then brings the
+    /// kernel in line.
+    pub fn open(cfg: NetConfig) -> Result<Arc<NetworkManager>> {
+        let store = Store::open(&cfg.state_dir)?;
+        std::fs::create_dir_all(&cfg.run_dir).map_err(io_err(format!("create {}", cfg.run_dir.display())))?;
+        let mut inner = Inner::default();
+        for n in store.load_all()? {
+            inner.networks.insert(n.id.clone(), n);
+        }
+        if let Ok(b) = std::fs::read(cfg.state_dir.join("published.ports")) {
+            inner.published = serde_json::from_slice(&b).unwrap_or_default();
+        }
+        let m = Arc::new(NetworkManager {
+            cfg,
+            store,
+            inner: Arc::new(Mutex::new(inner)),
+            fw: Mutex::new(()),
+            dns: Mutex::new(None),
+        });
+        m.ensure_predefined()?;
+        Ok(m)
+    }
+
+    fn ensure_predefined(&self) -> Result<()> {
+        let have = |name: &str| lock(&self.inner).networks.values().any(|n| n.name == name);
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if !have(name) {
+                let n = new_network(name, driver);
+                self.store.save(&n)?;
+                lock(&self.inner).networks.insert(n.id.clone(), n);
+            }
+        }
+        if !have("bridge") {
+            let subnet = match self.cfg.bip {
+                Some(b) => b,
+                None => {
+                    let gw = self.choose_subnet()?;
+                    IpNet::new(ipam::Allocator::new(gw, None, None)?.gateway, gw.prefix_len())
+                        .map_err(|e| NetworkError::Invalid(e.to_string()))?
+                }
+            };
+            let mut n = new_network("bridge", "bridge");
+            n.bridge = self.cfg.default_bridge.clone();
+            n.options.insert(BRIDGE_NAME_OPT.into(), n.bridge.clone());
+            n.options
+                .insert("com.docker.network.bridge.default_bridge".into(), "true".into());
+            n.options
+                .insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+            n.options
+                .insert("com.docker.network.bridge.enable_ip_masquerade".into(), "true".into());
+            n.ipam.push(Allocator::new(subnet.trunc(), None, Some(subnet.addr()))?);
+            self.store.save(&n)?;
+            lock(&self.inner).networks.insert(n.id.clone(), n);
+        } else if let Some(bip) = self.cfg.bip {
+            // `bip` changed in daemon.json: follow it (as dockerd does at start).
+            let mut g = lock(&self.inner);
+            if let Some(n) = g.networks.values_mut().find(|n| n.name == "bridge") {
+                if n.ipam.first().map(|a| (a.subnet, a.gateway)) != Some((bip.trunc(), bip.addr())) {
+                    n.ipam = vec![Allocator::new(bip.trunc(), None, Some(bip.addr()))?];
+                    n.endpoints.clear();
+                    self.store.save(n)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn choose_subnet(&self) -> Result<IpNet> {
+        let mut taken = ipam::host_routes();
+        taken.extend(ipam::WELL_KNOWN.iter().filter_map(|s| s.parse::<IpNet>().ok()));
+        for n in lock(&self.inner).networks.values() {
+            taken.extend(n.ipam.iter().map(|a| a.subnet));
+        }
+        ipam::choose_subnet(&self.cfg.pools, &taken)
+    }
+
+    /// Bridges exist with their addresses, dead endpoints are gone, held ports and the
+    /// firewall table match the records, DNS listens where it should. `running(id)`
+    /// tells which containers still run: the endpoints and ports of all others are
+    /// released (they died while no daemon was there to see it).
+    pub fn reconcile(&self, running: &dyn Fn(&str) -> bool) -> Result<()> {
+        let mut stale_veths = Vec::new();
+        {
+            let mut g = lock(&self.inner);
+            let inner = &mut *g;
+            for n in inner.networks.values_mut() {
+                let dead: Vec<String> = n.endpoints.keys().filter(|c| !running(c)).cloned().collect();
+                for c in &dead {
+                    if let Some(ep) = n.endpoints.remove(c) {
+                        release_addrs(n, &ep);
+                        stale_veths.push(ep.host_veth);
+                    }
+                }
+                if !dead.is_empty() {
+                    self.store.save(n)?;
+                }
+            }
+            inner.published.ports.retain(|c, _| running(c));
+        }
+        for v in stale_veths {
+            let _ = sandbox::delete_link(&v);
+        }
+        // Namespaces of containers that are gone.
+        if let Ok(rd) = std::fs::read_dir(&self.cfg.run_dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !running(&name) {
+                    let _ = sandbox::destroy(&e.path());
+                }
+            }
+        }
+        let nets: Vec<Network> = lock(&self.inner).networks.values().cloned().collect();
+        for n in nets.iter().filter(|n| n.driver == "bridge") {
+            self.setup_bridge(n)?;
+        }
+        // Re-take the host ports of containers still running.
+        let published = lock(&self.inner).published.ports.clone();
+        for (c, ports) in published {
+            let mut held = Vec::new();
+            for (p, _) in ports {
+                let req = PortRequest {
+                    proto: Proto::parse(&p.proto).unwrap_or(Proto::Tcp),
+                    ctr_port: p.ctr_port,
+                    host_ip: p.host_ip.filter(|ip| !ip.is_unspecified()),
+                    host_port: p.host_port,
+                    host_port_end: p.host_port,
+                };
+                if let Ok(r) = ports::reserve(&req, p.host_ip.is_some_and(|i| i.is_ipv6())) {
+                    held.push(r);
+                }
+            }
+            lock(&self.inner).held.insert(c, held);
+        }
+        self.save_published()?;
+        self.apply_firewall()?;
+        for n in nets.iter().filter(|n| n.driver == "bridge" && !n.is_default_bridge()) {
+            self.dns_listen(n);
+        }
+        Ok(())
+    }
+
+    fn setup_bridge(&self, n: &Network) -> Result<()> {
+        sandbox::ensure_bridge(&n.bridge, &n.bridge_addrs(), self.cfg.mtu)?;
+        // 127.0.0.1 → published port: the DNATed packet leaves by the bridge with a
+        // loopback source, which the kernel allows only with route_localnet.
+        write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1");
+        write_sysctl("net/ipv4/ip_forward", "1");
+        if n.enable_ipv6 {
+            write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", n.bridge), "0");
+            write_sysctl("net/ipv6/conf/all/forwarding", "1");
+        }
+        Ok(())
+    }
+
+    fn save_published(&self) -> Result<()> {
+        let b = serde_json::to_vec(&lock(&self.inner).published).unwrap_or_default();
+        let p = self.cfg.state_dir.join("published.ports");
+        berth_runtime::fsutil::atomic_write(&p, &b).map_err(|e| NetworkError::Io {
+            what: format!("write {}", p.display()),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    fn apply_firewall(&self) -> Result<()> {
+        let _fw = lock(&self.fw);
+        let (rules, bridges) = {
+            let g = lock(&self.inner);
+            let networks: Vec<FwNetwork> = g
+                .networks
+                .values()
+                .filter(|n| n.driver == "bridge")
+                .map(|n| FwNetwork {
+                    bridge: n.bridge.clone(),
+                    subnets: n.ipam.iter().map(|a| a.subnet).collect(),
+                    internal: n.internal,
+                    masquerade: n.option_bool("com.docker.network.bridge.enable_ip_masquerade", true),
+                    icc: n.option_bool("com.docker.network.bridge.enable_icc", true),
+                })
+                .collect();
+            let bridges: Vec<String> = networks.iter().map(|n| n.bridge.clone()).collect();
+            let ports = g
+                .published
+                .ports
+                .values()
+                .flatten()
+                .filter_map(|(p, ip)| {
+                    Some(FwPort {
+                        proto: Proto::parse(&p.proto)?,
+                        host_ip: p.host_ip.filter(|h| !h.is_unspecified()),
+                        host_port: p.host_port,
+                        ctr_ip: *ip,
+                        ctr_port: p.ctr_port,
+                    })
+                })
+                .collect();
+            (
+                Ruleset {
+                    table: self.cfg.table.clone(),
+                    networks,
+                    ports,
+                },
+                bridges,
+            )
+        };
+        rules.apply()?;
+        firewall::sync_forward_exceptions(&self.cfg.table, &bridges)
+    }
+
+    fn dns_listen(&self, n: &Network) {
+        let Some(gw) = n.gateway_v4() else { return };
+        let mut d = lock(&self.dns);
+        if d.is_none() {
+            let upstreams = self.cfg.dns_upstreams.clone().unwrap_or_else(host_resolvers);
+            let view = Arc::new(DnsView {
+                inner: self.inner.clone(),
+            });
+            match DnsServer::spawn(view, upstreams) {
+                Ok(s) => *d = Some(s),
+                Err(e) => {
+                    eprintln!("berthd: embedded DNS cannot start: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(s) = d.as_ref() {
+            if let Err(e) = s.listen(SocketAddr::new(gw, DNS_PORT)) {
+                eprintln!("berthd: embedded DNS on {gw}:{DNS_PORT} (network {}): {e}", n.name);
+            }
+        }
+    }
+
+    // ---- networks ----
+
+    pub fn list(&self) -> Vec<Network> {
+        lock(&self.inner).networks.values().cloned().collect()
+    }
+
+    /// By full id, name, or unique id prefix (as Docker resolves them).
+    pub fn get(&self, key: &str) -> Result<Network> {
+        find(&lock(&self.inner).networks, key).cloned()
+    }
+
+    pub fn create(&self, req: CreateRequest) -> Result<Network> {
+        let driver = if req.driver.is_empty() {
+            "bridge"
+        } else {
+            req.driver.as_str()
+        };
+        if driver != "bridge" {
+            return Err(NetworkError::Invalid(format!(
+                "network driver {driver:?} is not supported (Berth has bridge networks)"
+            )));
+        }
+        if req.name.is_empty() || !req.name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(NetworkError::Invalid(format!("invalid network name {:?}", req.name)));
+        }
+        let mut n = new_network(&req.name, "bridge");
+        n.internal = req.internal;
+        n.enable_ipv6 = req.enable_ipv6;
+        n.attachable = req.attachable;
+        n.labels = req.labels;
+        n.options = req.options;
+        n.ipam_options = req.ipam_options;
+        n.bridge = match n.options.get(BRIDGE_NAME_OPT) {
+            Some(b) if !b.is_empty() => b.clone(),
+            _ => format!("br-{}", &n.id[..12]),
+        };
+        if n.bridge.len() > 15 {
+            return Err(NetworkError::Invalid(format!(
+                "bridge name {:?} is longer than 15 bytes",
+                n.bridge
+            )));
+        }
+        let mut g = lock(&self.inner);
+        if g.networks.values().any(|o| o.name == req.name) {
+            return Err(NetworkError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        if g.networks.values().any(|o| o.bridge == n.bridge) {
+            return Err(NetworkError::Conflict(format!(
+                "bridge {} is used by another network",
+                n.bridge
+            )));
+        }
+        let mut taken: Vec<IpNet> = g
+            .networks
+            .values()
+            .flat_map(|o| o.ipam.iter().map(|a| a.subnet))
+            .collect();
+        for s in &req.subnets {
+            let Some(subnet) = s.subnet else {
+                return Err(NetworkError::Invalid("IPAM config without a subnet".into()));
+            };
+            if taken.iter().any(|t| ipam::overlaps(t, &subnet)) {
+                return Err(NetworkError::Conflict(format!(
+                    "invalid pool request: Pool overlaps with other one on this address space ({subnet})"
+                )));
+            }
+            taken.push(subnet);
+            n.ipam.push(Allocator::new(subnet, s.ip_range, s.gateway)?);
+        }
+        if !n.ipam.iter().any(|a| a.subnet.addr().is_ipv4()) {
+            drop(g);
+            let s = self.choose_subnet()?;
+            g = lock(&self.inner);
+            n.ipam.insert(0, Allocator::new(s, None, None)?);
+        }
+        if n.enable_ipv6 && !n.ipam.iter().any(|a| a.subnet.addr().is_ipv6()) {
+            return Err(NetworkError::Invalid(
+                "an IPv6 network needs an IPv6 subnet (--subnet with an IPv6 prefix)".into(),
+            ));
+        }
+        if !n.enable_ipv6 && n.ipam.iter().any(|a| a.subnet.addr().is_ipv6()) {
+            n.enable_ipv6 = true;
+        }
+        n.ipam.sort_by_key(|a| a.subnet.addr().is_ipv6());
+        self.store.save(&n)?;
+        g.networks.insert(n.id.clone(), n.clone());
+        drop(g);
+        let made = self.setup_bridge(&n).and_then(|_| self.apply_firewall());
+        if let Err(e) = made {
+            let _ = self.remove_unchecked(&n);
+            return Err(e);
+        }
+        self.dns_listen(&n);
+        Ok(n)
+    }
+
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let n = self.get(key)?;
+        if n.predefined() {
+            return Err(NetworkError::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        if !n.endpoints.is_empty() {
+            return Err(NetworkError::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.remove_unchecked(&n)
+    }
+
+    fn remove_unchecked(&self, n: &Network) -> Result<()> {
+        if let (Some(gw), Some(d)) = (n.gateway_v4(), lock(&self.dns).as_ref()) {
+            d.unlisten(SocketAddr::new(gw, DNS_PORT));
+        }
+        lock(&self.inner).networks.remove(&n.id);
+        self.store.delete(&n.id)?;
+        sandbox::delete_link(&n.bridge)?;
+        self.apply_firewall()
+    }
+
+    // ---- containers ----
+
+    pub fn sandbox_path(&self, container: &str) -> PathBuf {
+        self.cfg.run_dir.join(container)
+    }
+
+    /// A fresh network namespace for a container (lo up).
+    pub fn create_sandbox(&self, container: &str) -> Result<PathBuf> {
+        let p = self.sandbox_path(container);
+        let _ = sandbox::destroy(&p);
+        sandbox::create(&p)?;
+        Ok(p)
+    }
+
+    /// Attach a container's namespace to a network: an address, a veth pair named
+    /// `ifname` inside, a default route if `default_route` and the network has a way out.
+    pub fn connect(
+        &self,
+        container: &str,
+        name: &str,
+        key: &str,
+        req: &EndpointRequest,
+        netns: &Path,
+        default_route: bool,
+    ) -> Result<Endpoint> {
+        let (plan, ep) = {
+            let mut g = lock(&self.inner);
+            let n = find_mut(&mut g.networks, key)?;
+            if n.driver != "bridge" {
+                return Err(NetworkError::Invalid(format!(
+                    "container cannot be connected to network {} (driver {})",
+                    n.name, n.driver
+                )));
+            }
+            if n.endpoints.contains_key(container) {
+                return Err(NetworkError::Conflict(format!(
+                    "endpoint with name {name} already exists in network {}",
+                    n.name
+                )));
+            }
+            if n.is_default_bridge() && (!req.aliases.is_empty() || req.ipv4.is_some()) {
+                return Err(NetworkError::Invalid(
+                    "user specified IP address and network-scoped aliases are supported only on user defined networks"
+                        .into(),
+                ));
+            }
+            let ifname = format!("eth{}", self.endpoints_of_locked(&g, container).len());
+            let n = find_mut(&mut g.networks, key)?;
+            let mut ep = Endpoint {
+                id: random_hex(32),
+                container: container.into(),
+                name: name.trim_start_matches('/').into(),
+                host_veth: format!("veth{}", &random_hex(4)[..7]),
+                ifname,
+                aliases: req.aliases.clone(),
+                links: req.links.clone(),
+                ..Default::default()
+            };
+            let mut addrs = Vec::new();
+            let v6_enabled = n.enable_ipv6;
+            for a in n.ipam.iter_mut() {
+                let want = if a.subnet.addr().is_ipv4() { req.ipv4 } else { req.ipv6 };
+                if a.subnet.addr().is_ipv6() && !v6_enabled {
+                    continue;
+                }
+                // One address per family.
+                if (a.subnet.addr().is_ipv4() && ep.ipv4.is_some()) || (a.subnet.addr().is_ipv6() && ep.ipv6.is_some())
+                {
+                    continue;
+                }
+                if want.is_some_and(|w| !a.subnet.contains(&w)) {
+                    continue;
+                }
+                let ip = match a.allocate(want) {
+                    Ok(ip) => ip,
+                    Err(e) => {
+                        release_addrs(n, &ep);
+                        return Err(e);
+                    }
+                };
+                let net = IpNet::new(ip, a.subnet.prefix_len()).map_err(|e| NetworkError::Invalid(e.to_string()))?;
+                if ip.is_ipv4() {
+                    ep.ipv4 = Some(net);
+                } else {
+                    ep.ipv6 = Some(net);
+                }
+                addrs.push(net);
+            }
+            for (w, fam) in [(req.ipv4, "IPv4"), (req.ipv6, "IPv6")] {
+                if let Some(w) = w {
+                    if !addrs.iter().any(|a| a.addr() == w) {
+                        release_addrs(n, &ep);
+                        return Err(NetworkError::Invalid(format!(
+                            "requested {fam} address {w} is not in any subnet of network {}",
+                            n.name
+                        )));
+                    }
+                }
+            }
+            let mac = req.mac.unwrap_or_else(|| match ep.ipv4.map(|a| a.addr()) {
+                Some(IpAddr::V4(v4)) => {
+                    let o = v4.octets();
+                    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+                }
+                _ => {
+                    let r = random_hex(4);
+                    let b = |i: usize| u8::from_str_radix(&r[i * 2..i * 2 + 2], 16).unwrap_or(0);
+                    [0x02, 0x42, b(0), b(1), b(2), b(3)]
+                }
+            });
+            ep.mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            let gateways = if default_route && !n.internal {
+                [n.gateway_v4(), n.gateway_v6()].into_iter().flatten().collect()
+            } else {
+                vec![]
+            };
+            let plan = EndpointPlan {
+                host_veth: ep.host_veth.clone(),
+                ifname: ep.ifname.clone(),
+                bridge: n.bridge.clone(),
+                mac,
+                addrs,
+                gateways,
+                mtu: self.cfg.mtu,
+            };
+            n.endpoints.insert(container.into(), ep.clone());
+            self.store.save(n)?;
+            (plan, ep)
+        };
+        if let Err(e) = sandbox::connect(netns, &plan) {
+            let mut g = lock(&self.inner);
+            if let Ok(n) = find_mut(&mut g.networks, key) {
+                n.endpoints.remove(container);
+                release_addrs(n, &ep);
+                let _ = self.store.save(n);
+            }
+            return Err(e);
+        }
+        Ok(ep)
+    }
+
+    fn endpoints_of_locked(&self, g: &Inner, container: &str) -> Vec<(Network, Endpoint)> {
+        g.networks
+            .values()
+            .filter_map(|n| n.endpoints.get(container).map(|e| (n.clone(), e.clone())))
+            .collect()
+    }
+
+    /// The networks a container is attached to, with its endpoint on each.
+    pub fn endpoints_of(&self, container: &str) -> Vec<(Network, Endpoint)> {
+        let g = lock(&self.inner);
+        let mut v = self.endpoints_of_locked(&g, container);
+        v.sort_by(|a, b| a.1.ifname.cmp(&b.1.ifname));
+        v
+    }
+
+    /// Detach a container from one network (its veth goes, its address is freed).
+    pub fn disconnect(&self, container: &str, key: &str) -> Result<()> {
+        let ep = {
+            let mut g = lock(&self.inner);
+            let n = find_mut(&mut g.networks, key)?;
+            let Some(ep) = n.endpoints.remove(container) else {
+                return Err(NetworkError::NotFound(format!(
+                    "container {container} is not connected to network {}",
+                    n.name
+                )));
+            };
+            release_addrs(n, &ep);
+            self.store.save(n)?;
+            ep
+        };
+        sandbox::delete_link(&ep.host_veth)?;
+        Ok(())
+    }
+
+    /// Publish ports to the container's address on its first network. All or nothing.
+    pub fn publish(&self, container: &str, reqs: &[PortRequest]) -> Result<Vec<PublishedPort>> {
+        if reqs.is_empty() {
+            return Ok(vec![]);
+        }
+        let eps = self.endpoints_of(container);
+        let v4 = eps.iter().find_map(|(_, e)| e.ipv4.map(|a| a.addr()));
+        let v6 = eps.iter().find_map(|(_, e)| e.ipv6.map(|a| a.addr()));
+        let mut held = Vec::new();
+        let mut out = Vec::new();
+        for r in reqs {
+            let fams: Vec<(bool, IpAddr)> = match r.host_ip {
+                Some(ip) if ip.is_ipv4() => v4.map(|c| (false, c)).into_iter().collect(),
+                Some(_) => v6.map(|c| (true, c)).into_iter().collect(),
+                None => [v4.map(|c| (false, c)), v6.map(|c| (true, c))]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            };
+            if fams.is_empty() {
+                return Err(NetworkError::Invalid(format!(
+                    "cannot publish port {}/{}: the container has no address of that family on a bridge network",
+                    r.ctr_port,
+                    r.proto.as_str()
+                )));
+            }
+            let mut req = r.clone();
+            for (is6, ctr) in fams {
+                let res = ports::reserve(&req, is6)?;
+                // The v6 binding takes the same host port as the v4 one (as Docker's).
+                if req.host_port == 0 {
+                    req.host_port = res.port.host_port;
+                    req.host_port_end = res.port.host_port;
+                }
+                out.push((res.port.clone(), ctr));
+                held.push(res);
+            }
+        }
+        let shown: Vec<PublishedPort> = out.iter().map(|(p, _)| p.clone()).collect();
+        {
+            let mut g = lock(&self.inner);
+            g.published.ports.insert(container.into(), out);
+            g.held.insert(container.into(), held);
+        }
+        let r = self.save_published().and_then(|_| self.apply_firewall());
+        if let Err(e) = r {
+            self.unpublish(container);
+            return Err(e);
+        }
+        Ok(shown)
+    }
+
+    pub fn published(&self, container: &str) -> Vec<PublishedPort> {
+        lock(&self.inner)
+            .published
+            .ports
+            .get(container)
+            .map(|v| v.iter().map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn unpublish(&self, container: &str) {
+        let had = {
+            let mut g = lock(&self.inner);
+            g.held.remove(container);
+            g.published.ports.remove(container).is_some()
+        };
+        if had {
+            let _ = self.save_published();
+            if let Err(e) = self.apply_firewall() {
+                eprintln!("berthd: firewall update after unpublishing {container}: {e}");
+            }
+        }
+    }
+
+    /// Everything a stopped container held: ports, endpoints, its namespace. Idempotent.
+    pub fn teardown(&self, container: &str) {
+        self.unpublish(container);
+        let nets: Vec<String> = self.endpoints_of(container).into_iter().map(|(n, _)| n.id).collect();
+        for n in nets {
+            if let Err(e) = self.disconnect(container, &n) {
+                eprintln!("berthd: disconnect {container} from {n}: {e}");
+            }
+        }
+        let _ = sandbox::destroy(&self.sandbox_path(container));
+    }
+
+    /// The resolv.conf nameserver for containers on `network` (the embedded DNS), if any.
+    pub fn dns_server_for(&self, key: &str) -> Option<IpAddr> {
+        let n = self.get(key).ok()?;
+        if n.driver != "bridge" || n.is_default_bridge() {
+            return None;
+        }
+        let d = lock(&self.dns);
+        let gw = n.gateway_v4()?;
+        d.as_ref()?
+            .addresses()
+            .contains(&SocketAddr::new(gw, DNS_PORT))
+            .then_some(gw)
+    }
+
+    /// Remove the firewall table and the default bridge (daemon uninstall / tests).
+    pub fn remove_everything(&self) -> Result<()> {
+        let nets = self.list();
+        for n in nets.iter().filter(|n| n.driver == "bridge") {
+            let _ = sandbox::delete_link(&n.bridge);
+        }
+        firewall::sync_forward_exceptions(&self.cfg.table, &[])?;
+        firewall::remove_table(&self.cfg.table)
+    }
+}
+
+fn new_network(name: &str, driver: &str) -> Network {
+    Network {
+        id: random_hex(32),
+        name: name.into(),
+        driver: driver.into(),
+        created: berth_runtime::state::now_rfc3339(),
+        internal: false,
+        enable_ipv6: false,
+        attachable: false,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        ipam: vec![],
+        ipam_options: BTreeMap::new(),
+        bridge: String::new(),
+        endpoints: BTreeMap::new(),
+    }
+}
+
+fn release_addrs(n: &mut Network, ep: &Endpoint) {
+    for a in n.ipam.iter_mut() {
+        for ip in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+            a.release(&ip.addr());
+        }
+    }
+}
+
+fn find<'a>(nets: &'a BTreeMap<String, Network>, key: &str) -> Result<&'a Network> {
+    if let Some(n) = nets.get(key) {
+        return Ok(n);
+    }
+    if let Some(n) = nets.values().find(|n| n.name == key) {
+        return Ok(n);
+    }
+    let mut hits = nets.values().filter(|n| !key.is_empty() && n.id.starts_with(key));
+    match (hits.next(), hits.next()) {
+        (Some(n), None) => Ok(n),
+        (Some(_), Some(_)) => Err(NetworkError::Invalid(format!(
+            "network {key} is ambiguous (more than one network has that id prefix)"
+        ))),
+        _ => Err(NetworkError::NotFound(key.into())),
+    }
+}
+
+fn find_mut<'a>(nets: &'a mut BTreeMap<String, Network>, key: &str) -> Result<&'a mut Network> {
+    let id = find(nets, key)?.id.clone();
+    nets.get_mut(&id).ok_or_else(|| NetworkError::NotFound(key.into()))
+}
+
+fn write_sysctl(key: &str, value: &str) {
+    let p = format!("/proc/sys/{key}");
+    if std::fs::read_to_string(&p).map(|v| v.trim() == value).unwrap_or(false) {
+        return;
+    }
+    if let Err(e) = std::fs::write(&p, value) {
+        eprintln!("berthd: set {key}={value}: {e}");
+    }
+}
+
+/// The host's nameservers (port 53), from /etc/resolv.conf.
+pub fn host_resolvers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// The DNS server's view of the networks.
+struct DnsView {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Lookup for DnsView {
+    fn lookup(&self, server: SocketAddr, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
+        resolver::lookup(&lock(&self.inner).networks, server.ip(), client, name)
+    }
+
+    fn reverse(&self, server: SocketAddr, client: IpAddr, ip: IpAddr) -> Option<String> {
+        resolver::reverse(&lock(&self.inner).networks, server.ip(), client, ip)
+    }
+}
