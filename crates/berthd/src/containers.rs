@@ -48,7 +48,34 @@ pub async fn list(ctx: &Ctx) -> Resp {
 
 pub async fn inspect(ctx: &Ctx, id: &str) -> Resp {
     let (engine, id) = (ctx.daemon.engine.clone(), id.to_string());
-    ok_json(&try_resp!(blocking(move || engine.inspect(&id)).await))
+    let mut v = try_resp!(blocking(move || engine.inspect(&id)).await);
+    if !ctx.at_least("1.44") {
+        legacy_aliases(&mut v);
+    }
+    ok_json(&v)
+}
+
+/// Before API 1.44 Docker listed the container's short ID among each user network's
+/// `Aliases` and had no `DNSNames`.
+fn legacy_aliases(v: &mut serde_json::Value) {
+    let short = v["Id"]
+        .as_str()
+        .map(|i| i[..12.min(i.len())].to_string())
+        .unwrap_or_default();
+    if let Some(nets) = v["NetworkSettings"]["Networks"].as_object_mut() {
+        for ep in nets.values_mut() {
+            let Some(obj) = ep.as_object_mut() else { continue };
+            let user_net = obj.get("DNSNames").is_some_and(|d| !d.is_null());
+            obj.remove("DNSNames");
+            if user_net {
+                let mut aliases: Vec<serde_json::Value> = vec![short.clone().into()];
+                if let Some(a) = obj.get("Aliases").and_then(|a| a.as_array()) {
+                    aliases.extend(a.iter().cloned());
+                }
+                obj.insert("Aliases".into(), aliases.into());
+            }
+        }
+    }
 }
 
 pub async fn start(ctx: &Ctx, id: &str) -> Resp {

@@ -160,7 +160,7 @@ impl Engine {
                 .unwrap_or_default()
         };
         let mut host_config = serde_json::to_value(&r.host_config).unwrap_or_default();
-        if r.host_config.network_mode.is_empty() {
+        if matches!(r.host_config.network_mode.as_str(), "" | "default") {
             host_config["NetworkMode"] = json!("bridge");
         }
         Ok(json!({

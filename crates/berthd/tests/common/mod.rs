@@ -64,7 +64,13 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Self::start_with_config("{}")
+    }
+
+    /// A daemon whose daemon.json is `config`.
+    pub fn start_with_config(config: &str) -> Daemon {
         let dir = tempfile::Builder::new().prefix("berthd-test").tempdir().unwrap();
+        std::fs::write(dir.path().join("daemon.json"), config).unwrap();
         let n = N.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let (a, b) = (150 + (n % 100), (pid % 64) * 4);

@@ -1,0 +1,233 @@
+//! Network modes and per-container network options through berthd with the docker CLI:
+//! container:<name> and host modes, hostname/hosts/DNS/MAC options, the embedded DNS
+//! forwarding to its upstream, and inspect's aliases by API version.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::Daemon;
+
+fn with_busybox(d: Daemon) -> Daemon {
+    d.assert_is_berth();
+    d.import_busybox("busybox:latest");
+    d
+}
+
+#[test]
+fn container_and_host_network_modes() {
+    let d = with_busybox(Daemon::start());
+    d.ok(&[
+        "run", "-d", "--name", "owner", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    let ip = d.ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "owner"]);
+    // Sharing owner's namespace: its address, and its server on the shared loopback.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "busybox",
+        "sh",
+        "-c",
+        "ip addr; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 80",
+    ]);
+    assert!(out.contains(&format!("inet {ip}/")), "{out}");
+    let owner_id = d.ok(&["inspect", "--format", "{{.Id}}", "owner"]);
+    assert!(out.contains(&owner_id[..12]), "{out}");
+    // Control: a container of its own has another address and no server on its loopback.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip addr; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 80",
+    ]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.contains(&format!("inet {ip}/")) && !out.contains(&owner_id[..12]),
+        "{out}"
+    );
+    // Host mode sees the host's interfaces (the daemon's bridge among them); a bridge
+    // container does not.
+    let host = d.ok(&["run", "--rm", "--network", "host", "busybox", "ip", "link"]);
+    assert!(host.contains(&d.bridge), "{host}");
+    let own = d.ok(&["run", "--rm", "busybox", "ip", "link"]);
+    assert!(!own.contains(&d.bridge), "{own}");
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", "owner"]),
+        "bridge"
+    );
+    // Publishing ports with container: mode is refused, as Docker does.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "-p",
+        "8000:80",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn hostname_hosts_dns_and_mac_options() {
+    let d = with_busybox(Daemon::start());
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "h1",
+        "--add-host",
+        "foo:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "10.9.9.9",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:3",
+        "--mac-address",
+        "02:42:aa:bb:cc:dd",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts /etc/resolv.conf; ip link show eth0",
+    ]);
+    assert!(out.starts_with("h1\n"), "{out}");
+    assert!(out.contains("10.1.2.3\tfoo"), "{out}");
+    assert!(out.contains(&format!("{}\tgw", d.gateway)), "{out}");
+    assert!(out.contains("\th1\n"), "its own address names it: {out}");
+    assert!(out.contains("nameserver 10.9.9.9"), "{out}");
+    assert!(out.contains("search example.test"), "{out}");
+    assert!(out.contains("options ndots:3"), "{out}");
+    assert!(out.contains("link/ether 02:42:aa:bb:cc:dd"), "{out}");
+    // Control: without the options, none of it.
+    let plain = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf; ip link show eth0",
+    ]);
+    assert!(!plain.contains("foo") && !plain.contains("10.9.9.9") && !plain.contains("02:42:aa:bb:cc:dd"));
+}
+
+/// A DNS server on loopback answering every A question with 10.77.0.1 and counting.
+fn fake_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Header: same id, response + recursion available, one question, one answer.
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..8].copy_from_slice(&[0, 1]);
+            r[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            let qtype = u16::from_be_bytes([r[n - 4], r[n - 3]]);
+            if qtype == 1 {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 1]);
+            } else {
+                r[7] = 0;
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn embedded_dns_forwards_other_names_upstream() {
+    let (port, asked) = fake_upstream();
+    let d = with_busybox(Daemon::start_with_config(&format!(
+        r#"{{"embedded-dns-upstreams": ["127.0.0.1:{port}"]}}"#
+    )));
+    d.ok(&["network", "create", "fwd"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "local1",
+        "--network",
+        "fwd",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"fwd\").IPAddress}}",
+        "local1",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "busybox",
+        "nslookup",
+        "-type=A",
+        "elsewhere.example",
+    ]);
+    assert!(out.contains("10.77.0.1"), "{out}");
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // Names of the network are answered locally, not forwarded.
+    let before = asked.load(std::sync::atomic::Ordering::SeqCst);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "busybox",
+        "nslookup",
+        "-type=A",
+        "local1",
+    ]);
+    assert!(out.contains(&ip) && !out.contains("10.77.0.1"), "{out}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
+}
+
+#[test]
+fn aliases_in_inspect_follow_the_api_version() {
+    let d = with_busybox(Daemon::start());
+    d.ok(&["network", "create", "al"]);
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "aliased",
+        "--network",
+        "al",
+        "--network-alias",
+        "db",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let (_, new) = d.http("GET", "/v1.45/containers/aliased/json", "");
+    let new: serde_json::Value = serde_json::from_str(&new).unwrap();
+    let ep = &new["NetworkSettings"]["Networks"]["al"];
+    assert_eq!(ep["Aliases"], serde_json::json!(["db"]));
+    assert_eq!(ep["DNSNames"], serde_json::json!(["aliased", &id[..12], "db"]));
+    let (_, old) = d.http("GET", "/v1.43/containers/aliased/json", "");
+    let old: serde_json::Value = serde_json::from_str(&old).unwrap();
+    let ep = &old["NetworkSettings"]["Networks"]["al"];
+    assert_eq!(ep["Aliases"], serde_json::json!([&id[..12], "db"]));
+    assert!(ep.get("DNSNames").is_none());
+}
