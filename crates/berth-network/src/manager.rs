@@ -190,7 +190,22 @@ impl NetworkManager {
                         stale_veths.push(ep.host_veth);
                     }
                 }
-                if !dead.is_empty() {
+                // Addresses held by no endpoint (a crash between a teardown and its
+                // release) go back to the pool.
+                let owned: Vec<IpAddr> = n
+                    .endpoints
+                    .values()
+                    .flat_map(|e| [e.ipv4, e.ipv6])
+                    .flatten()
+                    .map(|a| a.addr())
+                    .collect();
+                let mut freed = false;
+                for a in n.ipam.iter_mut() {
+                    let before = a.allocated.len();
+                    a.allocated.retain(|ip| owned.contains(ip));
+                    freed |= a.allocated.len() != before;
+                }
+                if !dead.is_empty() || freed {
                     self.store.save(n)?;
                 }
             }
@@ -705,15 +720,48 @@ impl NetworkManager {
     }
 
     /// Everything a stopped container held: ports, endpoints, its namespace. Idempotent.
-    pub fn teardown(&self, container: &str) {
+    /// Deleting a veth waits for the kernel (RCU grace periods, 10–30 ms), so that and
+    /// freeing the addresses happen on a thread of their own: the endpoints leave the
+    /// records at once (a restart can connect again), the addresses stay taken until
+    /// their veths are gone (never two interfaces with one address).
+    pub fn teardown(self: &Arc<Self>, container: &str) {
         self.unpublish(container);
-        let nets: Vec<String> = self.endpoints_of(container).into_iter().map(|(n, _)| n.id).collect();
-        for n in nets {
-            if let Err(e) = self.disconnect(container, &n) {
-                eprintln!("berthd: disconnect {container} from {n}: {e}");
+        let gone: Vec<(String, Endpoint)> = {
+            let mut g = lock(&self.inner);
+            g.networks
+                .values_mut()
+                .filter_map(|n| n.endpoints.remove(container).map(|e| (n.id.clone(), e)))
+                .collect()
+        };
+        let _ = sandbox::destroy(&self.sandbox_path(container));
+        if gone.is_empty() {
+            return;
+        }
+        let m = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("berth-teardown".into())
+            .stack_size(256 << 10)
+            .spawn(move || m.release_endpoints(gone));
+        if let Err(e) = spawned {
+            eprintln!("berthd: cannot release the endpoints of {container}: {e}");
+        }
+    }
+
+    fn release_endpoints(&self, gone: Vec<(String, Endpoint)>) {
+        for (_, ep) in &gone {
+            if let Err(e) = sandbox::delete_link(&ep.host_veth) {
+                eprintln!("berthd: delete {} of container {}: {e}", ep.host_veth, ep.container);
             }
         }
-        let _ = sandbox::destroy(&self.sandbox_path(container));
+        let mut g = lock(&self.inner);
+        for (net, ep) in &gone {
+            if let Some(n) = g.networks.get_mut(net) {
+                release_addrs(n, ep);
+                if let Err(e) = self.store.save(n) {
+                    eprintln!("berthd: save network {}: {e}", n.name);
+                }
+            }
+        }
     }
 
     /// The resolv.conf nameserver for containers on `network` (the embedded DNS), if any.

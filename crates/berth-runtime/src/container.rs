@@ -159,9 +159,11 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
         .clone()
         .ok_or_else(|| cerr(id, "config.json has no process"))?;
     let linux = spec.linux().clone().unwrap_or_default();
-    if let Some(sc) = linux.seccomp() {
-        crate::seccomp::compile(sc).map_err(|e| cerr(id, e))?;
-    }
+    // Compiled once, here; the child only loads it.
+    let seccomp = match linux.seccomp() {
+        Some(sc) => crate::seccomp::program(sc).map_err(|e| cerr(id, e))?,
+        None => None,
+    };
     let dir = ContainerDir::create(&o.root, id)?;
     let mut rb = Rollback {
         dir: Some(dir),
@@ -219,6 +221,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         close_fds: vec![dir.lock_fd()],
         in_cgroup: false,
+        seccomp: seccomp.as_ref(),
         role: Role::Init {
             bundle: &bundle,
             rootfs: &rootfs,
@@ -689,6 +692,10 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     drop(dir);
     let nss = init::namespaces_of(st.pid, &st.config);
     let plan = Plan::new(&nss);
+    let seccomp = match st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(sc) => crate::seccomp::program(sc).map_err(|e| cerr(id, e))?,
+        None => None,
+    };
     let setup = Setup {
         id,
         spec: &st.config,
@@ -699,6 +706,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         close_fds: vec![],
         in_cgroup: false,
+        seccomp: seccomp.as_ref(),
         role: Role::Exec,
     };
     let mut rb = Rollback {

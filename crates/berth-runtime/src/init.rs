@@ -48,6 +48,9 @@ pub struct Setup<'a> {
     pub close_fds: Vec<std::os::fd::RawFd>,
     /// Stage 1 was born in the container's cgroup (CLONE_INTO_CGROUP): no need to join it.
     pub in_cgroup: bool,
+    /// linux.seccomp compiled by the parent (None: no filter, or a notify filter, which
+    /// libseccomp loads itself for its listener fd).
+    pub seccomp: Option<&'a crate::seccomp::Program>,
     pub role: Role<'a>,
 }
 
@@ -295,9 +298,9 @@ fn init_container(s: Setup, chan: &Channel) -> Res<std::convert::Infallible> {
 
 /// The common tail: rlimits, LSM labels, capabilities, user, no_new_privs, seccomp, cwd.
 /// Returns whether a seccomp notify fd was handed to the parent.
-/// Returns the seccomp filter still to be loaded, compiled, when it must wait until just
-/// before execve (no_new_privs set and no notify): then the fewest syscalls run under it.
-fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<Option<libseccomp::ScmpFilterContext>> {
+/// Returns the seccomp filter still to be loaded when it must wait until just before
+/// execve (no_new_privs set and no notify): then the fewest syscalls run under it.
+fn finish_process<'a>(s: &Setup<'a>, procfs: &ProcFs, chan: &Channel) -> Res<Option<&'a crate::seccomp::Program>> {
     let p = s.process;
     process::set_rlimits(p).map_err(|x| x.to_string())?;
     process::set_oom_score_adj(p, procfs).map_err(|x| x.to_string())?;
@@ -314,8 +317,10 @@ fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<Option<libs
     // A notify filter is loaded early too, so the parent can pass its fd on.
     let early = sc.is_some_and(|sc| !nnp || seccomp::uses_notify(sc));
     if early {
-        if let Some(sc) = sc {
-            load_seccomp(sc, chan)?;
+        match (s.seccomp, sc) {
+            (Some(prog), _) => prog.load().map_err(e("load seccomp filter"))?,
+            (None, Some(sc)) => load_seccomp(sc, chan)?,
+            (None, None) => {}
         }
     }
     if let Some(sets) = &sets {
@@ -336,10 +341,7 @@ fn finish_process(s: &Setup, procfs: &ProcFs, chan: &Channel) -> Res<Option<libs
     if matches!(s.role, Role::Exec) {
         process::set_final_affinity(p).map_err(|x| x.to_string())?;
     }
-    match sc {
-        Some(sc) if !early => Ok(Some(seccomp::compile(sc).map_err(|x| x.to_string())?)),
-        _ => Ok(None),
-    }
+    Ok(if early { None } else { s.seccomp })
 }
 
 fn load_seccomp(sc: &oci_spec::runtime::LinuxSeccomp, chan: &Channel) -> Res<()> {
@@ -357,7 +359,7 @@ fn exec_now(
     s: &Setup,
     p: &Process,
     program: &Path,
-    late_filter: Option<libseccomp::ScmpFilterContext>,
+    late_filter: Option<&crate::seccomp::Program>,
 ) -> Res<std::convert::Infallible> {
     process::check_cwd_inside().map_err(|x| x.to_string())?;
     fsutil::cloexec_from(3 + s.preserve_fds).map_err(e("close inherited fds"))?;

@@ -155,6 +155,79 @@ fn distinct_args(conds: &[ScmpArgCompare]) -> bool {
         .all(|c| seen.insert(format!("{c:?}").split(',').next().map(String::from)))
 }
 
+/// A filter compiled to classic BPF by the parent, so the child only makes one syscall
+/// to load it (compiling Docker's default profile costs milliseconds; once is enough).
+pub struct Program {
+    filter: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
+}
+
+/// Compile `s` to a loadable program; None for notify profiles (their listener fd comes
+/// from libseccomp's own load).
+pub fn program(s: &LinuxSeccomp) -> Result<Option<Program>> {
+    if uses_notify(s) {
+        return Ok(None);
+    }
+    let ctx = compile(s)?;
+    let io = |e: std::io::Error| SeccompError::Invalid {
+        field: "seccomp".into(),
+        msg: format!("export the compiled filter: {e}"),
+    };
+    let fd = nix::sys::memfd::memfd_create("berth-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| io(e.into()))?;
+    let mut f = std::fs::File::from(fd);
+    ctx.export_bpf(&f).map_err(lib("export filter"))?;
+    use std::io::{Read, Seek};
+    let mut raw = Vec::new();
+    f.rewind().map_err(io)?;
+    f.read_to_end(&mut raw).map_err(io)?;
+    let filter: Vec<libc::sock_filter> = raw
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    if filter.is_empty() || filter.len() > u16::MAX as usize || raw.len() % 8 != 0 {
+        return Err(io(std::io::Error::other(format!("{} bytes of BPF", raw.len()))));
+    }
+    let mut flags = 0;
+    for f in s.flags().as_deref().unwrap_or_default() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
+        };
+    }
+    Ok(Some(Program { filter, flags }))
+}
+
+impl Program {
+    /// Install the filter on the calling thread (one syscall; no allocation).
+    pub fn load(&self) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.filter.len() as u16,
+            filter: self.filter.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at our filter, which outlives the call; the kernel copies it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// Load the filter into this process. Returns the notify fd if the profile uses SCMP_ACT_NOTIFY.
 pub fn load(s: &LinuxSeccomp) -> Result<Option<OwnedFd>> {
     let ctx = compile(s)?;
@@ -260,39 +333,52 @@ mod tests {
             ]
         }));
         let ctx = compile(&p).unwrap();
-        // SAFETY: the child only makes raw syscalls and exits.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    // SAFETY: plain syscalls on a NUL-terminated literal path.
-                    unsafe {
-                        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-                        if ctx.load().is_err() {
-                            return 10;
+        let prog = program(&p).unwrap().unwrap();
+        // The same checks with libseccomp's load and with the parent-compiled program.
+        for via_program in [false, true] {
+            // SAFETY: the child only makes raw syscalls and exits.
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    let code = (|| {
+                        // SAFETY: plain syscalls on a NUL-terminated literal path.
+                        unsafe {
+                            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                            let loaded = if via_program {
+                                prog.load().is_ok()
+                            } else {
+                                ctx.load().is_ok()
+                            };
+                            if !loaded {
+                                return 10;
+                            }
+                            if libc::mkdir(c"/nonexistent-berth-test/x".as_ptr(), 0o755) != -1
+                                || *libc::__errno_location() != 38
+                            {
+                                return 11;
+                            }
+                            if libc::personality(8) != -1 {
+                                return 12;
+                            }
+                            if libc::personality(0xffff_ffff) == -1 {
+                                return 13;
+                            }
+                            if libc::getpid() <= 0 {
+                                return 14;
+                            }
                         }
-                        if libc::mkdir(c"/nonexistent-berth-test/x".as_ptr(), 0o755) != -1
-                            || *libc::__errno_location() != 38
-                        {
-                            return 11;
-                        }
-                        if libc::personality(8) != -1 {
-                            return 12;
-                        }
-                        if libc::personality(0xffff_ffff) == -1 {
-                            return 13;
-                        }
-                        if libc::getpid() <= 0 {
-                            return 14;
-                        }
-                    }
-                    0
-                })();
-                // SAFETY: leave the forked child without running the parent's destructors.
-                unsafe { libc::_exit(code) };
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                let st = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+                        0
+                    })();
+                    // SAFETY: leave the forked child without running the parent's destructors.
+                    unsafe { libc::_exit(code) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    let st = nix::sys::wait::waitpid(child, None).unwrap();
+                    assert_eq!(
+                        st,
+                        nix::sys::wait::WaitStatus::Exited(child, 0),
+                        "via_program {via_program}"
+                    );
+                }
             }
         }
     }

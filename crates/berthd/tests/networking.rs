@@ -99,11 +99,7 @@ fn default_bridge_addresses_and_reachability() {
     d.ok(&["rm", "-f", "srv"]);
     let containers = d.ok(&["network", "inspect", "bridge", "--format", "{{json .Containers}}"]);
     assert_eq!(containers, "{}");
-    let veths = Command::new("ip")
-        .args(["-o", "link", "show", "master", &d.bridge])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&veths.stdout).trim().is_empty());
+    assert_eq!(common::veths_on(&d.bridge, 0), Vec::<String>::new());
     // --network none: lo only (control for the above: no eth0).
     let none = d.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "addr"]);
     assert!(none.contains("127.0.0.1") && !none.contains("eth0"), "{none}");
@@ -167,15 +163,7 @@ fn published_ports_from_host_containers_and_errors() {
         err.contains(&format!("0.0.0.0:{hp}")) && err.contains("already allocated"),
         "{err}"
     );
-    let veths = Command::new("ip")
-        .args(["-o", "link", "show", "master", &d.bridge])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&veths.stdout).lines().count(),
-        1,
-        "only pub's veth"
-    );
+    assert_eq!(common::veths_on(&d.bridge, 1).len(), 1, "only pub's veth");
     let rules = Command::new("nft")
         .args(["list", "chain", "inet", &d.table, "ports"])
         .output()

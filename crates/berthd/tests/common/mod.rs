@@ -315,6 +315,23 @@ impl Daemon {
     }
 }
 
+/// The links enslaved to `bridge`, once there are at most `want` of them (or after 5 s).
+pub fn veths_on(bridge: &str, want: usize) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        let o = Command::new("ip")
+            .args(["-o", "link", "show", "master", bridge])
+            .output();
+        let links: Vec<String> = o
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
+            .unwrap_or_default();
+        if links.len() <= want || t.elapsed() > Duration::from_secs(5) {
+            return links;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
@@ -324,13 +341,11 @@ impl Drop for Daemon {
             }
         }
         self.kill9();
-        // Its bridges (default and user networks): no veth may be left on them.
+        // Its bridges (default and user networks): no veth may be left on them (veths go
+        // asynchronously, with their namespaces: allow the kernel a moment).
         let mut leaked_links = Vec::new();
         for br in self.bridges() {
-            let o = Command::new("ip").args(["-o", "link", "show", "master", &br]).output();
-            if let Ok(o) = o {
-                leaked_links.extend(String::from_utf8_lossy(&o.stdout).lines().map(String::from));
-            }
+            leaked_links.extend(veths_on(&br, 0));
             let _ = Command::new("ip").args(["link", "del", &br]).status();
         }
         let _ = Command::new("nft")
