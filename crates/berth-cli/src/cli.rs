@@ -42,7 +42,7 @@ pub struct Globals {
 }
 
 /// The command named in `argv` (after the global options), if any.
-fn command_name(argv: &[OsString]) -> Option<&str> {
+pub fn command_name(argv: &[OsString]) -> Option<&str> {
     let mut it = argv.iter().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_str()?;
@@ -170,6 +170,10 @@ pub enum Cmd {
     /// Manage the daemon
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage networks
+    Network(crate::cli_netvol::NetworkGroup),
+    /// Manage volumes
+    Volume(crate::cli_netvol::VolumeGroup),
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod cli;
+mod cli_netvol;
 mod cmd;
 mod error;
 mod format;
@@ -38,6 +39,13 @@ fn real_main() -> i32 {
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
+            // `berth network --help`: docker's usage of the group (on stdout).
+            if let Some(g) = cli_netvol::group_help(&argv).filter(|_| e.kind() == ErrorKind::DisplayHelp) {
+                return match cmd::group_usage(g, true, &[]) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                };
+            }
             return match e.kind() {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion

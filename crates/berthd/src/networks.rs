@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use berth_engine::engine::{network_matches, ListOptions};
+use berth_engine::engine::{network_filter_known, network_matches, ListOptions};
 use berth_engine::types::EndpointConfig;
 use berth_engine::EngineError;
 use berth_network::store::Network;
@@ -61,6 +61,9 @@ fn filters(ctx: &Ctx) -> Result<BTreeMap<String, Vec<String>>, Resp> {
 
 pub async fn list(ctx: &Ctx) -> Resp {
     let f = try_resp!(filters(ctx));
+    if let Some(k) = f.keys().find(|k| !network_filter_known(k)) {
+        return http::error(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'"));
+    }
     let engine = ctx.daemon.engine.clone();
     let nets = try_resp!(blocking(move || Ok(engine.networks.list())).await);
     let out: Vec<Value> = nets

@@ -77,7 +77,14 @@ pub async fn prune(ctx: &Ctx) -> Resp {
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"))
         || !ctx.at_least("1.42");
     let labels = filters.get("label").cloned().unwrap_or_default();
+    let not_labels = filters.get("label!").cloned().unwrap_or_default();
+    if let Some(k) = filters
+        .keys()
+        .find(|k| !matches!(k.as_str(), "label" | "label!" | "all"))
+    {
+        return http::error(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'"));
+    }
     let engine = ctx.daemon.engine.clone();
-    let (deleted, space) = try_resp!(blocking(move || engine.volume_prune(all, &labels)).await);
+    let (deleted, space) = try_resp!(blocking(move || engine.volume_prune(all, &labels, &not_labels)).await);
     ok_json(&json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}))
 }

@@ -62,6 +62,9 @@ fn named_volumes_persist_and_fill_from_the_image() {
     d.ok(&["rm", "mm"]);
     d.ok(&["volume", "rm", "data"]);
     assert!(!d.docker(&["volume", "inspect", "data"]).status.success());
+    // A missing volume: an error, unless forced (as Docker).
+    assert!(!d.docker(&["volume", "rm", "data"]).status.success());
+    d.ok(&["volume", "rm", "-f", "data"]);
     // A read-only volume refuses writes.
     let o = d.docker(&["run", "--rm", "-v", "etcvol:/x:ro", "busybox", "touch", "/x/new"]);
     assert!(!o.status.success());

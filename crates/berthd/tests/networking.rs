@@ -200,7 +200,10 @@ impl LanPeer {
         let host_if = format!("bl{tag}");
         let x = (tag % 200) + 20;
         let (host_ip, peer_ip) = (format!("10.254.{x}.1"), format!("10.254.{x}.2"));
-        let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &host_if])
+            .stderr(std::process::Stdio::null())
+            .status();
         let holder = Command::new("unshare").args(["--net", "sleep", "600"]).spawn().unwrap();
         let pid = holder.id().to_string();
         // unshare runs sleep in the new namespace once it has made it.
@@ -431,11 +434,24 @@ fn connect_disconnect_and_network_errors() {
     assert_eq!(code, 404);
     let o = d.docker(&["run", "--rm", "--network", "nope", "busybox", "true"]);
     assert!(!o.status.success());
+    // An address outside the network is refused when connecting, even a stopped container.
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let o = d.docker(&["network", "connect", "--ip", "10.99.0.5", "fixed", "idle"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not belong"), "{o:?}");
+    d.ok(&["network", "connect", "--ip", "10.253.7.50", "fixed", "idle"]);
+    // Prune: `until` keeps what is newer; unused networks only.
+    d.ok(&["network", "create", "fresh"]);
+    let pruned = d.ok(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!pruned.contains("fresh"), "{pruned}");
+    d.ok(&["network", "rm", "fresh"]);
+    let o = d.docker(&["network", "ls", "--filter", "bogus=1"]);
+    assert!(!o.status.success(), "unknown filters are refused");
     // Prune takes unused networks only.
     d.ok(&["network", "create", "unused"]);
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("unused") && !pruned.contains("fixed"), "{pruned}");
-    d.ok(&["rm", "-f", "pinned", "roamer"]);
+    d.ok(&["rm", "-f", "pinned", "roamer", "idle"]);
     d.ok(&["network", "rm", "fixed"]);
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(ls.lines().collect::<Vec<_>>(), ["bridge", "host", "none"]);

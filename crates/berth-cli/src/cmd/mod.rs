@@ -1,5 +1,5 @@
 //! The commands, and the dispatch of docker's top-level names and their `container`,
-//! `image` and `system` group aliases to them.
+//! `image` and `system` group aliases to them, and the `network` and `volume` groups.
 
 mod container;
 mod exec;
@@ -7,10 +7,15 @@ mod files;
 mod image;
 mod inspect;
 mod lifecycle;
+mod network;
+mod objects;
 mod ps;
 mod system;
+mod volume;
 
 use std::path::PathBuf;
+
+pub use objects::group_usage;
 
 use crate::api::Api;
 use crate::cli::{Cmd, ContainerCmd, ImageCmd, InspectArgs, SystemCmd, TypedInspectArgs};
@@ -81,5 +86,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         C::Events(a) | C::System(S::Events(a)) => system::events(ctx, a),
         C::System(S::Df(a)) => system::df(ctx, a),
         C::System(S::Prune(a)) => system::prune(ctx, a),
+        C::Network(g) => network::run(ctx, g),
+        C::Volume(g) => volume::run(ctx, g),
     }
 }

@@ -38,7 +38,7 @@ use crate::record::Record;
 pub use exec::{drain_for_status, status_code as exec_status_code, ExecConfig, ExecRecord};
 pub use inspect::ListOptions;
 pub use lifecycle::Attached;
-pub use networks::network_matches;
+pub use networks::{network_filter_known, network_matches};
 pub use util::{parse_signal, parse_size};
 pub use volume_mounts::volume_json;
 

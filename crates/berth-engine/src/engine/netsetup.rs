@@ -81,6 +81,24 @@ fn endpoint_request(cfg: &EndpointConfig, links: Vec<(String, String)>) -> Resul
     })
 }
 
+/// Requested addresses must lie in the network's subnets, and only user networks take them.
+fn check_addresses(n: &Network, req: &EndpointRequest) -> Result<()> {
+    for ip in [req.ipv4, req.ipv6].into_iter().flatten() {
+        if n.is_default_bridge() {
+            return Err(EngineError::InvalidParameter(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !n.ipam.iter().any(|a| a.subnet.contains(&ip)) {
+            return Err(EngineError::InvalidParameter(format!(
+                "Invalid address {ip}: It does not belong to any of this network's subnets ({})",
+                n.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `--link name[:alias]` in any of Docker's spellings → (target name, alias).
 fn parse_link(l: &str) -> (String, String) {
     let (name, alias) = l.split_once(':').unwrap_or((l, l));
@@ -188,7 +206,7 @@ impl Engine {
                     n.name
                 )));
             }
-            endpoint_request(&cfg, vec![])?;
+            check_addresses(&n, &endpoint_request(&cfg, vec![])?)?;
             out.entry(n.name.clone()).or_insert(cfg);
         }
         Ok(out)
@@ -557,6 +575,7 @@ impl Engine {
             )));
         }
         let req = endpoint_request(&cfg, vec![])?;
+        check_addresses(&n, &req)?;
         if rec.state.running {
             let path = self.networks.sandbox_path(&c.id);
             if !path.exists() {

@@ -40,9 +40,29 @@ impl Engine {
     /// `POST /networks/prune`: user networks without endpoints, filtered by `label`
     /// (`key`, `key=value`, `label!=`) and `until`; returns the removed names.
     pub fn network_prune(&self, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>> {
+        if let Some(k) = filters
+            .keys()
+            .find(|k| !matches!(k.as_str(), "until" | "label" | "label!"))
+        {
+            return Err(EngineError::InvalidParameter(format!("invalid filter '{k}'")));
+        }
+        let until = match filters.get("until").map(Vec::as_slice) {
+            None | Some([]) => None,
+            Some([v]) => Some(super::prune::parse_until(v)?),
+            Some(_) => {
+                return Err(EngineError::InvalidParameter(
+                    "more than one until filter specified".into(),
+                ))
+            }
+        };
         let mut out = Vec::new();
         for n in self.networks.list() {
             if n.predefined() || !n.endpoints.is_empty() || !network_matches(&n, filters) {
+                continue;
+            }
+            let created =
+                crate::jsonlog::parse_rfc3339(&n.created).map_or(0.0, |(s, ns)| s as f64 + f64::from(ns) / 1e9);
+            if until.is_some_and(|u| created >= u) {
                 continue;
             }
             if self.network_remove(&n.id).is_ok() {
@@ -58,6 +78,14 @@ fn label_match(n: &Network, f: &str) -> bool {
         Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
         None => n.labels.contains_key(f),
     }
+}
+
+/// The filters `GET /networks` knows (others are refused, as Docker does).
+pub fn network_filter_known(key: &str) -> bool {
+    matches!(
+        key,
+        "name" | "id" | "label" | "label!" | "driver" | "scope" | "type" | "dangling"
+    )
 }
 
 /// Docker's network filters: name (substring), id (prefix), label, label!, driver,

@@ -86,7 +86,7 @@ fn go_duration(s: &str) -> Option<f64> {
 }
 
 /// Docker's `until` values: a Unix timestamp, RFC 3339, or a duration before now.
-fn parse_until(v: &str) -> Result<f64> {
+pub(crate) fn parse_until(v: &str) -> Result<f64> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());

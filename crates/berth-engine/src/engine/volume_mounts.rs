@@ -216,9 +216,12 @@ impl Engine {
     }
 
     pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
-        self.volumes.get(name)?;
-        // As Docker, even `force` does not remove a volume a container uses.
-        let _ = force;
+        // As Docker: `force` makes a missing volume no error, but does not remove a
+        // volume a container uses.
+        match self.volumes.get(name) {
+            Err(crate::volumes::VolumeError::NotFound(_)) if force => return Ok(()),
+            r => r?,
+        };
         let users = self.volume_users(name);
         if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
@@ -232,17 +235,24 @@ impl Engine {
     }
 
     /// `POST /volumes/prune`: unused anonymous volumes, or every unused one with `all`.
-    pub fn volume_prune(self: &Arc<Self>, all: bool, labels: &[String]) -> Result<(Vec<String>, u64)> {
+    /// `labels` must all match; `not_labels` (`label!=`) must all not match.
+    pub fn volume_prune(
+        self: &Arc<Self>,
+        all: bool,
+        labels: &[String],
+        not_labels: &[String],
+    ) -> Result<(Vec<String>, u64)> {
         let mut deleted = Vec::new();
         let mut space = 0;
         for v in self.volumes.list() {
             if (!all && !v.anonymous) || !self.volume_users(&v.name).is_empty() {
                 continue;
             }
-            if !labels.iter().all(|l| match l.split_once('=') {
+            let has = |l: &String| match l.split_once('=') {
                 Some((k, want)) => v.labels.get(k).is_some_and(|x| x == want),
                 None => v.labels.contains_key(l),
-            }) {
+            };
+            if !labels.iter().all(has) || not_labels.iter().any(has) {
                 continue;
             }
             space += self.volumes.size(&v);
