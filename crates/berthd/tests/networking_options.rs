@@ -231,3 +231,45 @@ fn aliases_in_inspect_follow_the_api_version() {
     assert_eq!(ep["Aliases"], serde_json::json!([&id[..12], "db"]));
     assert!(ep.get("DNSNames").is_none());
 }
+
+#[test]
+fn links_on_the_default_bridge_and_dual_stack_subnets() {
+    let d = with_busybox(Daemon::start());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "target1",
+        "--hostname",
+        "tgt",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "target1"]);
+    // --link on the default bridge: an /etc/hosts entry (alias, hostname, name).
+    let hosts = d.ok(&["run", "--rm", "--link", "target1:db", "busybox", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\tdb tgt target1")), "{hosts}");
+    let plain = d.ok(&["run", "--rm", "busybox", "cat", "/etc/hosts"]);
+    assert!(!plain.contains("target1"), "{plain}");
+    // Two subnets given (--subnet twice): one address of each family.
+    let tag = std::process::id() % 0xfff0 + 7;
+    let v6 = format!("fd00:b8:{tag:x}::/64");
+    let v4 = format!("10.{}.{}.0/24", 200 + (tag % 50), tag % 250);
+    d.ok(&["network", "create", "--ipv6", "--subnet", &v4, "--subnet", &v6, "dual"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "busybox",
+        "ip",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let p4 = v4.trim_end_matches("0/24");
+    let p6 = v6.trim_end_matches("/64");
+    assert!(out.contains(&format!("inet {p4}")), "{out}");
+    assert!(out.contains(&format!("inet6 {p6}")), "{out}");
+}
