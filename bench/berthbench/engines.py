@@ -50,10 +50,12 @@ class EngineError(Exception):
 
 # ------------------------------------------------------------------ the image
 
-def busybox_archive(workdir: str, rootfs: str) -> tuple[str, str]:
-    """docker-archive tar of `rootfs` as busybox:latest (one layer, Env PATH,
-    Cmd sh). Deterministic (fixed mtimes/owners). Returns (path, image id)."""
-    out = os.path.join(workdir, "busybox-image.tar")
+def busybox_archive(workdir: str, rootfs: str, image: str = IMAGE, file_name: str = "busybox-image.tar",
+                    created_by: str = "berth-bench: Debian busybox-static + applet symlinks") -> tuple[str, str]:
+    """docker-archive tar of `rootfs` as `image` (default busybox:latest; one
+    layer, Env PATH, Cmd sh). Deterministic (fixed mtimes/owners). Returns
+    (path, image id)."""
+    out = os.path.join(workdir, file_name)
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
         for dirpath, dirnames, filenames in os.walk(rootfs):
@@ -78,12 +80,12 @@ def busybox_archive(workdir: str, rootfs: str) -> tuple[str, str]:
         "architecture": arch, "os": "linux", "created": created,
         "config": {"Env": [IMAGE_PATH_ENV], "Cmd": ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        "history": [{"created": created,
-                     "created_by": "berth-bench: Debian busybox-static + applet symlinks"}],
+        "history": [{"created": created, "created_by": created_by}],
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     image_id = hashlib.sha256(config_bytes).hexdigest()
-    manifest = [{"Config": f"{image_id}.json", "RepoTags": [IMAGE],
+    repo, _, tag = image.rpartition(":")
+    manifest = [{"Config": f"{image_id}.json", "RepoTags": [image],
                  "Layers": [f"{diff_id}/layer.tar"]}]
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
         def add(name, data, mode=0o644):
@@ -96,7 +98,7 @@ def busybox_archive(workdir: str, rootfs: str) -> tuple[str, str]:
         add(f"{diff_id}/layer.tar", layer_bytes)
         add(f"{image_id}.json", config_bytes)
         add("manifest.json", json.dumps(manifest).encode())
-        add("repositories", json.dumps({"busybox": {"latest": diff_id}}).encode())
+        add("repositories", json.dumps({repo: {tag: diff_id}}).encode())
     return out, f"sha256:{image_id}"
 
 
@@ -429,14 +431,14 @@ class Engine:
         except OSError:
             return "(no log)"
 
-    def load_image(self, archive: str, want_id: str) -> str | None:
+    def load_image(self, archive: str, want_id: str, image: str = IMAGE) -> str | None:
         """Load the archive; returns a note if the image id differs, raises on failure."""
         rc, out, err = self.sh("load", "-i", archive, timeout=120)
         if rc != 0:
             raise EngineError(f"`{self.cli_name} load` failed (exit {rc}): {short(err or out, 300)}")
-        rc, out, err = self.sh("image", "inspect", "--format", "{{.Id}}", IMAGE, timeout=60)
+        rc, out, err = self.sh("image", "inspect", "--format", "{{.Id}}", image, timeout=60)
         if rc != 0:
-            raise EngineError(f"image {IMAGE} not there after load: {short(err, 300)}")
+            raise EngineError(f"image {image} not there after load: {short(err, 300)}")
         got = out.strip()
         if got and not got.startswith("sha256:"):
             got = "sha256:" + got
@@ -445,13 +447,62 @@ class Engine:
         return None
 
 
+_NET_FLAGS: dict[str, bool] = {}
+_ALLOCATOR: list = []
+
+
+def berthd_has_networking(berthd: str) -> bool:
+    """True if this berthd takes --bridge/--bip/--firewall-table (commit 0e221b4
+    on): it then makes its default bridge and nftables table at start."""
+    if berthd not in _NET_FLAGS:
+        rc, out, err = sh([berthd, "--help"], timeout=20)
+        _NET_FLAGS[berthd] = rc == 0 and "--firewall-table" in out + err
+    return _NET_FLAGS[berthd]
+
+
+def subnet_allocator(pid: int):
+    from .netenv import SubnetAllocator
+    if not _ALLOCATOR:
+        _ALLOCATOR.append(SubnetAllocator(pid))
+    return _ALLOCATOR[0]
+
+
+class BerthNet:
+    """berthd's default bridge, address, nftables table and address pool: the
+    bench's own, so it never touches a real installation's berth0 / `inet berth`."""
+
+    def __init__(self, pid: int, purpose_letter: str):
+        from .netenv import bridge_name, table_name
+        alloc = subnet_allocator(pid)
+        self.subnet = alloc.next()
+        self.pool_net = alloc.next()
+        self.gateway = str(self.subnet.network_address + 1)
+        self.bip = f"{self.gateway}/{self.subnet.prefixlen}"
+        self.pool = f"base={self.pool_net},size=26"
+        self.bridge = bridge_name(pid, "b", purpose_letter)
+        self.table = table_name(pid, purpose_letter)
+
+    def argv(self) -> list:
+        return ["--bridge", self.bridge, "--bip", self.bip, "--firewall-table", self.table,
+                "--default-address-pool", self.pool]
+
+
 class Berthd(Engine):
     name = "berth"
     tag = "berthd"
 
-    def __init__(self, workdir, purpose, bench_pid, berthd: str, monitor: str | None, docker: str):
+    def __init__(self, workdir, purpose, bench_pid, berthd: str, monitor: str | None, docker: str,
+                 net: BerthNet | None = None):
+        """net: the bridge/table/subnets to give berthd. None: made here (purpose's
+        first letter) if this berthd has networking, and removed again by stop()
+        together with what berthd changed (ip_forward); a caller that passes
+        `net` cleans up the host itself (netenv.restore)."""
         super().__init__(workdir, purpose, bench_pid)
         self.berthd, self.monitor, self.docker = berthd, monitor, docker
+        self.net = net
+        self._own_net = False
+        self._sysctl_before: dict = {}
+        self.net_removed: list[str] = []
         self.sock = os.path.join(self.dir, "berthd.sock")
         os.makedirs(os.path.join(self.dir, "docker-config"), exist_ok=True)
         self.env.update(DOCKER_CONFIG=os.path.join(self.dir, "docker-config"), DOCKER_CLI_HINTS="false")
@@ -473,18 +524,41 @@ class Berthd(Engine):
                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent]
         if self.monitor:
             argv += ["--monitor-path", self.monitor]
+        if self.net is None and berthd_has_networking(self.berthd):
+            self.net = BerthNet(self.bench_pid, self.purpose[0])
+            self._own_net = True
+            from .netenv import read_sysctl
+            self._sysctl_before = {k: read_sysctl(k) for k in ("net/ipv4/ip_forward",)}
+        if self.net is not None:
+            argv += self.net.argv()
         self._spawn_daemon(argv)
         self.started = True
         return self._wait_ready(self.sock)
+
+    def _extra_cleanup(self) -> None:
+        if self.net is None:
+            return
+        from . import netenv
+        self.net_removed = netenv.remove_berth_net(self.net.table, self.net.bridge)
+        if self._own_net:
+            for k, v in self._sysctl_before.items():
+                if v is not None and netenv.read_sysctl(k) != v:
+                    netenv.write_sysctl(k, v)
+                    self.net_removed.append(f"{k} back to {v}")
 
 
 class Dockerd(Engine):
     name = "docker"
     tag = "dockerd"
 
-    def __init__(self, workdir, purpose, bench_pid, dockerd: str, docker: str):
+    def __init__(self, workdir, purpose, bench_pid, dockerd: str, docker: str, bridge: str | None = None):
+        """bridge: None = no networking (`--bridge=none --iptables=false ...`);
+        else the name of an existing bridge (with its address) for `--bridge`, and
+        dockerd runs with its defaults: iptables, ip masquerade, userland proxy.
+        The caller makes the bridge and restores the host (netenv)."""
         super().__init__(workdir, purpose, bench_pid)
         self.dockerd, self.docker = dockerd, docker
+        self.bridge = bridge
         self.sock = os.path.join(self.dir, "docker.sock")
         self.exec_root = os.path.join(self.dir, "x")  # short: containerd's sockets live below it
         os.makedirs(os.path.join(self.dir, "docker-config"), exist_ok=True)
@@ -503,10 +577,16 @@ class Dockerd(Engine):
         self._tmpfs(self.exec_root)
         argv = [self.dockerd, "--config-file", os.path.join(self.dir, "daemon.json"),
                 "-H", f"unix://{self.sock}", "--data-root", os.path.join(self.dir, "data"),
-                "--exec-root", self.exec_root, "--pidfile", os.path.join(self.dir, "docker.pid"),
-                "--bridge=none", "--iptables=false", "--ip-masq=false", "--userland-proxy=false",
-                "--cgroup-parent", self.cgroup_parent, "--exec-opt", "native.cgroupdriver=cgroupfs",
-                "--storage-driver", "overlay2", "--log-level", "warn"]
+                "--exec-root", self.exec_root, "--pidfile", os.path.join(self.dir, "docker.pid")]
+        if self.bridge is None:
+            argv += ["--bridge=none", "--iptables=false", "--ip-masq=false", "--userland-proxy=false"]
+        else:
+            argv += [f"--bridge={self.bridge}", "--iptables=true", "--ip-masq=true", "--userland-proxy=true"]
+            proxy = which("docker-proxy")
+            if proxy:
+                argv += ["--userland-proxy-path", proxy]
+        argv += ["--cgroup-parent", self.cgroup_parent, "--exec-opt", "native.cgroupdriver=cgroupfs",
+                 "--storage-driver", "overlay2", "--log-level", "warn"]
         self._spawn_daemon(argv)
         self.started = True
         return self._wait_ready(self.sock)
@@ -517,9 +597,14 @@ class Podman(Engine):
     tag = "podman"
     cli_name = "podman"
 
-    def __init__(self, workdir, purpose, bench_pid, podman: str):
+    def __init__(self, workdir, purpose, bench_pid, podman: str, net: dict | None = None):
+        """net: None (containers use --network none where the comparison says so),
+        or {'name', 'bridge', 'subnet', 'gateway'}: start() creates that bridge
+        network (netavark, no DNS) in the private network config dir and
+        containers.conf makes it the default network."""
         super().__init__(workdir, purpose, bench_pid)
         self.podman = podman
+        self.net = net
         self.root = os.path.join(self.dir, "root")
         # podman refuses a --runroot longer than 50 characters: a short one in
         # /tmp, named so that the bench's sweep of dead runs finds it too.
@@ -546,6 +631,9 @@ class Podman(Engine):
                     "cgroup_manager = \"cgroupfs\"\n"
                     "events_logger = \"none\"\n"
                     f"tmp_dir = \"{self.runroot}/tmp\"\n")
+            if net:
+                f.write("[network]\n"
+                        f"default_network = \"{net['name']}\"\n")
         reg = os.path.join(self.dir, "registries.conf")
         with open(reg, "w") as f:
             f.write("unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n")
@@ -562,6 +650,25 @@ class Podman(Engine):
     def start(self) -> float:
         self._tmpfs(self.runroot)
         self.started = True
+        if self.net:
+            # The default network named in containers.conf is made up in memory by
+            # podman unless a file for it exists in the network config dir (and
+            # podman 4.3's `network create` has no --interface-name): write
+            # netavark's file for it, with the bench's bridge name.
+            n = self.net
+            os.makedirs(os.path.join(self.dir, "net"), exist_ok=True)
+            conf = os.path.join(self.dir, "net", f"{n['name']}.json")
+            spec = {"name": n["name"], "id": hashlib.sha256(n["name"].encode()).hexdigest(), "driver": "bridge",
+                    "network_interface": n["bridge"], "created": "2023-11-14T22:13:20.000000000Z",
+                    "subnets": [{"subnet": n["subnet"], "gateway": n["gateway"]}], "ipv6_enabled": False,
+                    "internal": False, "dns_enabled": False, "ipam_options": {"driver": "host-local"}}
+            with open(conf, "w") as f:
+                json.dump(spec, f, indent=5)
+            rc, out, err = self.sh("network", "inspect", "--format",
+                                   "{{.NetworkInterface}} {{range .Subnets}}{{.Subnet}}{{end}}", n["name"], timeout=60)
+            if rc != 0 or out.split() != [n["bridge"], n["subnet"]]:
+                raise EngineError(f"podman network {n['name']} from {conf}: got {short(out, 80)!r}, want "
+                                  f"{n['bridge']} {n['subnet']} ({short(err, 200)})")
         return 0.0
 
     def container_cgroup_names(self, cid):

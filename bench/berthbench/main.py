@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-from . import cleanup, report
+from . import cleanup, netenv, report
 from .chart_runner import forget_probe, make_chart, python_with_matplotlib
 from .comparisons import ALL, BY_NAME
 from .context import Context
@@ -178,6 +178,9 @@ def measure(args, ns_error: str | None = None) -> int:
     orphan_cgroups = cleanup.sweep_cgroups(me=-1)
     if orphan_cgroups:
         log(f"cleanup: removed {len(orphan_cgroups)} cgroup(s) left by earlier bench runs")
+    orphan_net = netenv.sweep_orphans(me=-1)
+    if orphan_net:
+        log(f"cleanup: removed what earlier bench runs left in the host's network: {', '.join(orphan_net)}")
     results_dir, started = _results_dir()
     workdir = cleanup.new_workdir()
     log(f"results: {results_dir}; work dir: {workdir}")
@@ -187,9 +190,10 @@ def measure(args, ns_error: str | None = None) -> int:
     comparisons = []
     finished = False
     cleanup_summary = []
-    if orphan_dirs or orphan_cgroups:
+    if orphan_dirs or orphan_cgroups or orphan_net:
         cleanup_summary.append(f"before starting, removed what earlier interrupted bench runs left: "
-                               f"{orphan_dirs} work dir(s), {len(orphan_cgroups)} cgroup dir(s)")
+                               f"{orphan_dirs} work dir(s), {len(orphan_cgroups)} cgroup dir(s)"
+                               + (f", {', '.join(orphan_net)}" if orphan_net else ""))
     try:
         pkgs = [p for m in selected for p in getattr(m, "APT_PACKAGES", [])]
         installer.ensure(pkgs)  # one apt-get for everything up front
@@ -207,6 +211,10 @@ def measure(args, ns_error: str | None = None) -> int:
     finally:
         cleanup.remove_workdir(workdir, me=os.getpid())
         removed = cleanup.sweep_cgroups(me=os.getpid())
+        net_left = netenv.sweep_orphans(me=os.getpid())  # normally nothing: each comparison cleans up
+        if net_left:
+            log(f"cleanup: removed network leftovers of this run: {', '.join(net_left)}")
+            cleanup_summary.append(f"network leftovers of this run removed at the end: {', '.join(net_left)}")
         gone = not os.path.exists(workdir)
         cleanup_summary.append(
             ("temp work dir (bundles, state roots) removed" if gone else f"work dir {workdir} NOT removed")

@@ -108,6 +108,10 @@ def render(data: dict) -> str:
                 if not s["measured"]:
                     add(f"| {s['name']} | – | not measured: {_cell(s['reason'])} | | | | | |")
                     continue
+                why = s.get("extra", {}).get("not_measured", {}).get(k)
+                if why:
+                    add(f"| {s['name']} | – | not measured: {_cell(why)} | | | | | |")
+                    continue
                 st = s["stats"].get(k, {})
                 if not st.get("n"):
                     add(f"| {s['name']} | 0 | no samples | | | | | |")
@@ -136,6 +140,9 @@ def render(data: dict) -> str:
     add("")
     nm = [(c["name"], s["name"], s["reason"]) for c in data["comparisons"]
           for s in c.get("subjects", []) if not s["measured"]]
+    nm += [(c["name"], f"{s['name']} ({k})", why) for c in data["comparisons"]
+           for s in c.get("subjects", []) if s["measured"]
+           for k, why in s.get("extra", {}).get("not_measured", {}).items()]
     if nm:
         for c, s, r in nm:
             add(f"- {c} / {s}: not measured: {r}")

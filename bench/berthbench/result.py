@@ -45,7 +45,21 @@ class Result:
         s["samples"] = {k: [] for k in s["samples"]}  # a failed subject's numbers never count
 
     def add(self, name: str, key: str, value: float) -> None:
-        self.subject(name)["samples"][key].append(value)
+        s = self.subject(name)
+        if key in s["extra"].get("not_measured", {}):
+            return  # that metric failed for this subject: none of its numbers count
+        s["samples"][key].append(value)
+
+    def metric_not_measured(self, name: str, key: str, reason: str) -> None:
+        """One metric of one subject failed (the subject's other metrics stand):
+        its samples are dropped and the report says why."""
+        s = self.subject(name)
+        s["extra"].setdefault("not_measured", {}).setdefault(key, reason)
+        s["samples"][key] = []
+
+    def metric_measured(self, name: str, key: str) -> bool:
+        s = self.subject(name)
+        return s["measured"] and key not in s["extra"].get("not_measured", {})
 
     def metric_unavailable(self, key: str, reason: str) -> None:
         """The metric could not be measured for anyone (e.g. a tool is missing)."""
@@ -62,7 +76,8 @@ class Result:
             s["stats"] = {k: summarize(v) for k, v in s["samples"].items()} if s["measured"] else {}
             if s["measured"] and not any(s["samples"].values()):
                 s["measured"] = False
-                s["reason"] = s["reason"] or "no samples"
+                nm = s["extra"].get("not_measured", {})
+                s["reason"] = s["reason"] or ("; ".join(f"{k}: {v}" for k, v in nm.items()) if nm else "no samples")
         base = self._by_name.get(self.d["baseline"])
         for m in self.d["metrics"]:
             k = m["key"]

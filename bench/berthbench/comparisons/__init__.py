@@ -11,7 +11,7 @@ To add one (engine end-to-end run, 50-container memory, pull, ...): write
 comparisons/<name>.py and append it to ALL below.
 """
 
-from . import engine_idle, engine_run, image_pull, image_save_load, runtime_run
+from . import engine_idle, engine_run, engine_run_bridge, image_pull, image_save_load, network, runtime_run
 
-ALL = [runtime_run, image_pull, image_save_load, engine_run, engine_idle]
+ALL = [runtime_run, image_pull, image_save_load, engine_run, engine_idle, engine_run_bridge, network]
 BY_NAME = {m.NAME: m for m in ALL}
