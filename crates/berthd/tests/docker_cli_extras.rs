@@ -366,3 +366,44 @@ fn prune_and_system_df() {
     );
     assert_eq!(code, 400, "{body}");
 }
+
+#[test]
+fn cp_sees_volumes_binds_and_tmpfs_of_a_running_container() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let dir = d.dir.path();
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let bind = dir.join("bound");
+    std::fs::create_dir_all(&bind).unwrap();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpv",
+        "-v",
+        "cpvol:/vol",
+        "-v",
+        &format!("{}:/bound", bind.display()),
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mem > /scratch/f; exec sleep 300",
+    ]);
+    std::fs::write(p("in.txt"), "to-volume\n").unwrap();
+    d.ok(&["cp", &p("in.txt"), "cpv:/vol/"]);
+    d.ok(&["cp", &p("in.txt"), "cpv:/bound/"]);
+    // Seen inside the container, in the volume, and in the bound host directory.
+    assert_eq!(d.ok(&["exec", "cpv", "cat", "/vol/in.txt"]), "to-volume");
+    assert_eq!(std::fs::read_to_string(bind.join("in.txt")).unwrap(), "to-volume\n");
+    let out = d.ok(&["run", "--rm", "-v", "cpvol:/v", "busybox", "cat", "/v/in.txt"]);
+    assert_eq!(out, "to-volume");
+    // Out of a tmpfs only the container can see.
+    d.ok(&["exec", "cpv", "test", "-f", "/scratch/f"]);
+    d.ok(&["cp", "cpv:/scratch/f", &p("mem.txt")]);
+    assert_eq!(std::fs::read_to_string(p("mem.txt")).unwrap(), "mem\n");
+    // Control: the file did not land in the container's own layer under /vol.
+    let upper = d.ok(&["inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", "cpv"]);
+    assert!(!Path::new(&upper).join("vol/in.txt").exists());
+}

@@ -165,11 +165,26 @@ fn link_target(root: &OwnedFd, parent: &OwnedFd, name: &std::ffi::OsStr, clean: 
 }
 
 impl Engine {
-    /// Open the container's root filesystem: its mount while it runs, else its overlay
-    /// mounted for the caller (and unmounted when the access ends).
+    /// Open the container's root filesystem: while it runs, its root as its own processes
+    /// see it (/proc/<pid>/root: volumes, binds and tmpfs mounts included, as `docker cp`
+    /// sees them), else its overlay mounted for the caller (unmounted when access ends).
     fn rootfs_access<'a>(&self, c: &'a Container) -> Result<RootfsAccess<'a>> {
         let path = self.container_dir(&c.id).join("rootfs");
         let running = || -> Result<RootfsAccess<'a>> {
+            let pid = c.record().state.pid;
+            if pid > 0 {
+                if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/root")) {
+                    // The pid is still this container's (not reused since).
+                    if c.record().state.pid == pid {
+                        return Ok(RootfsAccess {
+                            root: f.into(),
+                            path: path.clone(),
+                            mounted_here: false,
+                            _op: None,
+                        });
+                    }
+                }
+            }
             let root = open_mounted(&path).ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "the root filesystem of running container {} is not mounted",
