@@ -333,12 +333,21 @@ fn prune_and_system_df() {
         "-c",
         "head -c 1000 /dev/zero > /blob",
     ]);
-    d.ok(&["create", "--name", "new", "busybox", "true"]);
+    d.ok(&["create", "--name", "new", "-v", "dfvol:/v", "busybox", "true"]);
+    d.ok(&["volume", "create", "idlevol"]);
     let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
     assert_eq!(
-        df, "Images 1 1\nContainers 4 1\nLocal Volumes 0 0\nBuild Cache 0 0",
+        df, "Images 1 1\nContainers 4 1\nLocal Volumes 2 1\nBuild Cache 0 0",
         "{df}"
     );
+    let vols = d.ok(&[
+        "system",
+        "df",
+        "-v",
+        "--format",
+        "{{range .Volumes}}{{.Name}}:{{.Links}} {{end}}",
+    ]);
+    assert!(vols.contains("dfvol:1") && vols.contains("idlevol:0"), "{vols}");
     let sizes = d.ok(&[
         "system",
         "df",

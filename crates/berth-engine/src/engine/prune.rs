@@ -229,11 +229,25 @@ impl Engine {
             c["SizeRw"] = json!(rw);
             c["SizeRootFs"] = json!(rw + image);
         }
+        // Volumes with UsageData (size, how many containers use them), as Docker's df.
+        let volumes: Vec<Value> = self
+            .volumes
+            .list()
+            .iter()
+            .map(|v| {
+                let mut j = super::volume_json(v);
+                j["UsageData"] = json!({
+                    "Size": self.volumes.size(v),
+                    "RefCount": self.volume_users(&v.name).len(),
+                });
+                j
+            })
+            .collect();
         Ok(json!({
             "LayersSize": layers.values().map(|(s, _)| s).sum::<u64>(),
             "Images": images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": volumes,
             "BuildCache": [],
         }))
     }
