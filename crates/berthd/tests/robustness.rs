@@ -1,5 +1,5 @@
 //! Clients that go away mid-stream leak nothing; concurrent requests on one container
-//! leave it consistent.
+//! leave it consistent; exec outcomes survive a daemon crash.
 
 mod common;
 
@@ -117,4 +117,42 @@ fn concurrent_requests_on_one_container() {
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "busy"]), "false");
     d.ok(&["start", "busy"]);
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "busy"]), "true");
+}
+
+#[test]
+fn exec_outcomes_survive_a_daemon_crash() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    d.ok(&["run", "-d", "--name", "ex", "busybox", "sleep", "300"]);
+    let exec = |d: &Daemon, cmd: &str| -> String {
+        let body = serde_json::json!({"Cmd": ["sh", "-c", cmd]}).to_string();
+        let (code, out) = d.http("POST", "/v1.45/containers/ex/exec", &body);
+        assert_eq!(code, 201, "{out}");
+        let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, out) = d.http("POST", &format!("/v1.45/exec/{id}/start"), r#"{"Detach":true}"#);
+        assert_eq!(code, 200, "{out}");
+        id
+    };
+    let state = |d: &Daemon, id: &str| -> (bool, serde_json::Value) {
+        let (_, out) = d.http("GET", &format!("/v1.45/exec/{id}/json"), "");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (v["Running"].as_bool().unwrap(), v["ExitCode"].clone())
+    };
+    // Ends while berthd is away; still runs when berthd is back.
+    let soon = exec(&d, "sleep 1; exit 7");
+    let later = exec(&d, "sleep 4; exit 9");
+    assert!(state(&d, &soon).0 && state(&d, &later).0);
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(2000));
+    d.restart();
+    assert_eq!(state(&d, &soon), (false, serde_json::json!(7)));
+    assert!(state(&d, &later).0, "still running after the restart");
+    let t = Instant::now();
+    while state(&d, &later).0 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state(&d, &later), (false, serde_json::json!(9)));
 }

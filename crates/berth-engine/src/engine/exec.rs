@@ -75,7 +75,7 @@ impl Engine {
 
     /// Load a container's exec records at daemon start. One that was running when berthd
     /// went away is no longer followed: it is recorded as finished with an unknown code.
-    pub(crate) fn load_execs(&self, container_id: &str) {
+    pub(crate) fn load_execs(self: &Arc<Self>, container_id: &str) {
         let dir = self.container_dir(container_id).join(EXECS_DIR);
         let Ok(rd) = std::fs::read_dir(&dir) else { return };
         for e in rd.flatten() {
@@ -85,11 +85,56 @@ impl Engine {
             else {
                 continue;
             };
+            let mut watch = false;
             if r.running {
-                r.running = false;
+                // It ran when berthd went away: the monitor recorded its end, or it still runs.
+                match self.exec_exit_code(&r) {
+                    Some(code) => {
+                        r.running = false;
+                        r.exit_code = Some(code);
+                        self.save_exec(&r);
+                    }
+                    None if r.pid > 0 && std::path::Path::new(&format!("/proc/{}", r.pid)).exists() => watch = true,
+                    None => r.running = false,
+                }
             }
-            lock(&self.execs).insert(r.id.clone(), Arc::new(Mutex::new(r)));
+            let id = r.id.clone();
+            let rec = Arc::new(Mutex::new(r));
+            lock(&self.execs).insert(id, rec.clone());
+            if watch {
+                self.watch_restored_exec(rec);
+            }
         }
+    }
+
+    fn exec_exit_code(&self, r: &ExecRecord) -> Option<i32> {
+        let f = self
+            .exec_dir(&r.container_id)
+            .join(crate::monitor::proto::exec_exit_file(&r.id));
+        std::fs::read_to_string(f).ok()?.trim().parse().ok()
+    }
+
+    /// An exec still running at restore: poll until the monitor records its end (or the
+    /// container is gone), then update its record. Rare, so a small thread of its own.
+    fn watch_restored_exec(self: &Arc<Self>, rec: Arc<Mutex<ExecRecord>>) {
+        let engine = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("exec-restore".into())
+            .stack_size(64 << 10)
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                let Some(engine) = engine.upgrade() else { return };
+                let r = lock(&rec).clone();
+                let code = engine.exec_exit_code(&r);
+                let alive = std::path::Path::new(&format!("/proc/{}", r.pid)).exists();
+                if code.is_some() || !alive {
+                    let mut g = lock(&rec);
+                    g.running = false;
+                    g.exit_code = code;
+                    engine.save_exec(&g);
+                    return;
+                }
+            });
     }
 
     /// `POST /containers/{id}/exec`.

@@ -113,6 +113,12 @@ pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> std::io:
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// The file (in the container's exec-root directory) where the monitor records an
+/// exec's exit code: a restarted berthd learns from it how execs ended while it was away.
+pub fn exec_exit_file(exec_id: &str) -> String {
+    format!("exec-{exec_id}.exit")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

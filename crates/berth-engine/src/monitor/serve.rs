@@ -526,18 +526,21 @@ impl Monitor {
     /// Drop closed sources and clients; finish execs whose output is complete.
     fn sweep(&mut self) {
         self.sources.retain(|s| s.fd.is_some());
-        let done: Vec<(i32, i32)> = self
+        let done: Vec<(i32, i32, String)> = self
             .procs
             .iter()
             .filter_map(|p| match (p.owner, p.exit) {
                 (Owner::Exec(pid), Some((code, at))) => {
                     let drained = !self.sources.iter().any(|s| s.owner == p.owner);
-                    (drained || at.elapsed() > DRAIN).then_some((pid, code))
+                    (drained || at.elapsed() > DRAIN).then_some((pid, code, p.exec_id.clone()))
                 }
                 _ => None,
             })
             .collect();
-        for (pid, code) in done {
+        for (pid, code, exec_id) in done {
+            // For a berthd that was away when the exec ended (it reads this at restore).
+            let f = self.cfg.bundle.join(proto::exec_exit_file(&exec_id));
+            let _ = berth_runtime::fsutil::atomic_write(&f, code.to_string().as_bytes());
             self.sources.retain(|s| s.owner != Owner::Exec(pid));
             self.procs.retain(|p| p.owner != Owner::Exec(pid));
             if let Some(c) = self.exec_conn(pid) {
