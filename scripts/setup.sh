@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in busybox-static libseccomp-dev pkg-config procps iproute2 podman catatonit containerd skopeo umoci docker-registry openssl apache2-utils docker.io tini; do
+for pkg in busybox-static libseccomp-dev pkg-config procps iproute2 nftables util-linux podman catatonit containerd skopeo umoci docker-registry openssl apache2-utils docker.io tini; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
