@@ -254,7 +254,7 @@ impl NetworkManager {
     }
 
     fn setup_bridge(&self, n: &Network) -> Result<()> {
-        sandbox::ensure_bridge(&n.bridge, &n.bridge_addrs(), self.cfg.mtu)?;
+        sandbox::ensure_bridge(&n.bridge, &n.bridge_addrs(), self.mtu_of(n))?;
         // 127.0.0.1 → published port: the DNATed packet leaves by the bridge with a
         // loopback source, which the kernel allows only with route_localnet.
         write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1");
@@ -264,6 +264,14 @@ impl NetworkManager {
             write_sysctl("net/ipv6/conf/all/forwarding", "1");
         }
         Ok(())
+    }
+
+    /// `--opt com.docker.network.driver.mtu=N`, else the daemon's `mtu`.
+    fn mtu_of(&self, n: &Network) -> Option<u32> {
+        n.options
+            .get("com.docker.network.driver.mtu")
+            .and_then(|m| m.parse().ok())
+            .or(self.cfg.mtu)
     }
 
     fn save_published(&self) -> Result<()> {
@@ -379,6 +387,11 @@ impl NetworkManager {
             Some(b) if !b.is_empty() => b.clone(),
             _ => format!("br-{}", &n.id[..12]),
         };
+        if let Some(m) = n.options.get("com.docker.network.driver.mtu") {
+            if !m.parse::<u32>().is_ok_and(|m| (68..=65535).contains(&m)) {
+                return Err(NetworkError::Invalid(format!("invalid MTU {m:?} (68 to 65535)")));
+            }
+        }
         if n.bridge.len() > 15 {
             return Err(NetworkError::Invalid(format!(
                 "bridge name {:?} is longer than 15 bytes",
@@ -592,7 +605,7 @@ impl NetworkManager {
                 mac,
                 addrs,
                 gateways,
-                mtu: self.cfg.mtu,
+                mtu: self.mtu_of(n),
             };
             n.endpoints.insert(container.into(), ep.clone());
             self.store.save(n)?;

@@ -273,3 +273,65 @@ fn links_on_the_default_bridge_and_dual_stack_subnets() {
     assert!(out.contains(&format!("inet {p4}")), "{out}");
     assert!(out.contains(&format!("inet6 {p6}")), "{out}");
 }
+
+#[test]
+fn ip_range_mtu_and_bridge_name_options() {
+    let d = with_busybox(Daemon::start());
+    let tag = std::process::id() % 200 + 20;
+    let br = format!("bo{}x", std::process::id() % 100000);
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.252.{tag}.0/24"),
+        "--ip-range",
+        &format!("10.252.{tag}.128/25"),
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "-o",
+        &format!("com.docker.network.bridge.name={br}"),
+        "ranged",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ranged",
+        "busybox",
+        "ip",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        out.contains(&format!("inet 10.252.{tag}.129/24")),
+        "dynamic addresses from the range: {out}"
+    );
+    assert!(out.contains("mtu 1400"), "{out}");
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", &br])
+        .output()
+        .unwrap();
+    assert!(link.status.success(), "the bridge has the name asked for");
+    // Static addresses may come from outside the range but inside the subnet.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ranged",
+        "--ip",
+        &format!("10.252.{tag}.5"),
+        "busybox",
+        "ip",
+        "addr",
+    ]);
+    assert!(out.contains(&format!("inet 10.252.{tag}.5/24")), "{out}");
+    let o = d.docker(&["network", "create", "-o", "com.docker.network.driver.mtu=12", "badmtu"]);
+    assert!(!o.status.success());
+    d.ok(&["network", "rm", "ranged"]);
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", &br])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "its bridge goes with it");
+}
