@@ -74,10 +74,9 @@ fn detached_mount(fstype: &CStr, opts: &[(&CStr, &CStr)]) -> std::io::Result<Own
     sys_ret(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
 }
 
-/// Our binary, opened through a detached read-only overlayfs of its directory (overlayfs
+/// A binary, opened through a detached read-only overlayfs of its directory (overlayfs
 /// needs two lower layers when it has no upper one: the second is an empty detached tmpfs).
-fn open_via_overlay() -> std::io::Result<OwnedFd> {
-    let exe = std::fs::read_link("/proc/self/exe")?;
+fn open_via_overlay(exe: &std::path::Path) -> std::io::Result<OwnedFd> {
     let (dir, name) = match (exe.parent(), exe.file_name()) {
         (Some(d), Some(n)) if exe.is_absolute() => (d.to_string_lossy().into_owned(), n.to_owned()),
         _ => return Err(std::io::Error::other("cannot split /proc/self/exe")),
@@ -95,9 +94,9 @@ fn open_via_overlay() -> std::io::Result<OwnedFd> {
     sys_ret(fd as libc::c_long)
 }
 
-/// A sealed memfd copy of our binary.
-fn memfd_copy() -> std::io::Result<OwnedFd> {
-    let mut src = File::open("/proc/self/exe")?;
+/// A sealed memfd copy of a binary.
+fn memfd_copy(exe: &std::path::Path) -> std::io::Result<OwnedFd> {
+    let mut src = File::open(exe)?;
     let name = c"berth-runtime";
     // MFD_EXEC (6.3+) keeps the copy executable where memfd_noexec is enforced.
     const MFD_EXEC: libc::c_uint = 0x10;
@@ -116,6 +115,16 @@ fn memfd_copy() -> std::io::Result<OwnedFd> {
     Ok(dst.into())
 }
 
+/// A read-only view of the binary at `exe` (overlayfs, else a sealed memfd copy): a
+/// program that starts many processes of another binary (berthd its monitors) opens it
+/// once and executes it through /proc/self/fd, so they need not re-execute themselves.
+pub fn open_readonly(exe: &std::path::Path) -> std::io::Result<OwnedFd> {
+    match open_via_overlay(exe) {
+        Ok(fd) => Ok(fd),
+        Err(_) => memfd_copy(exe),
+    }
+}
+
 /// Re-execute from a read-only view of our binary (overlayfs, else a sealed memfd), with
 /// the same argv and env. Returns only on failure. Disabled by the test-only feature
 /// `unsafe-no-exe-seal`.
@@ -123,10 +132,7 @@ pub fn reexec_sealed() -> std::io::Result<()> {
     if cfg!(feature = "unsafe-no-exe-seal") || is_sealed() {
         return Ok(());
     }
-    let dst = match open_via_overlay() {
-        Ok(fd) => fd,
-        Err(_) => memfd_copy()?,
-    };
+    let dst = open_readonly(&std::fs::read_link("/proc/self/exe")?)?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();
@@ -152,9 +158,10 @@ mod tests {
     #[test]
     fn views_are_readable_and_refuse_writes() {
         let original = std::fs::read("/proc/self/exe").unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
         for (what, fd) in [
-            ("overlay", open_via_overlay().unwrap()),
-            ("memfd", memfd_copy().unwrap()),
+            ("overlay", open_via_overlay(&exe).unwrap()),
+            ("memfd", memfd_copy(&exe).unwrap()),
         ] {
             let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
             assert_eq!(std::fs::read(&p).unwrap(), original, "{what}");

@@ -406,7 +406,14 @@ impl Engine {
         };
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| merr(format!("pipe: {e}")))?;
         let log = std::fs::File::create(edir.join("monitor.log")).map_err(|e| merr(format!("monitor.log: {e}")))?;
-        let mut cmd = Command::new(&self.monitor_bin);
+        let mut cmd = match &self.monitor_exe {
+            Some(fd) => {
+                let mut c = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                c.arg0("berth-monitor");
+                c
+            }
+            None => Command::new(&self.monitor_bin),
+        };
         cmd.arg(edir)
             .arg("3")
             .stdin(Stdio::null())

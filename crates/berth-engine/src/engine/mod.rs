@@ -133,6 +133,10 @@ pub struct Engine {
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<Mutex<ExecRecord>>>>,
     monitor_bin: PathBuf,
+    /// A read-only view of `monitor_bin`, opened once: monitors started through it need
+    /// not re-execute themselves to be safe from CVE-2019-5736 (saves a mount and an exec
+    /// per container). None: they seal themselves.
+    monitor_exe: Option<std::os::fd::OwnedFd>,
     cgroup_v2: bool,
 }
 
@@ -179,6 +183,7 @@ impl Engine {
             events: Events::default(),
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
+            monitor_exe: berth_runtime::selfexe::open_readonly(&monitor_bin).ok(),
             monitor_bin,
             cgroup_v2,
         });
