@@ -26,7 +26,9 @@ def main(src, dst):
                 if ratio is None:
                     continue
                 m = metrics.get(key, {"label": key})
-                labels.append(f"{comp['name']}: {m['label']}\n{comp.get('baseline', 'berth-runtime')} / {peer}")
+                label = m["label"].split(" (")[0]
+                label = label if len(label) <= 60 else label[:57] + "..."
+                labels.append(f"{comp['name']}: {label}\n{comp.get('baseline', 'berth-runtime')} / {peer}")
                 values.append(ratio)
                 good.append(ratio >= 1 if m.get("better") == "higher" else ratio <= 1)
     if not values:
@@ -41,7 +43,7 @@ def main(src, dst):
     ax.set_yticklabels(labels, fontsize=8)
     for yi, v in zip(y, values):
         ax.text(v, yi, f" {v:.2f}x", va="center", fontsize=8)
-    ax.set_xlabel("Berth median / peer median  (< 1: Berth better if lower is better, > 1 if higher is; green: Berth better)")
+    ax.set_xlabel("Berth median / peer median  (green: Berth better; < 1 is better\nfor times and sizes, > 1 for throughput)")
     ax.set_xlim(0, max(values + [1.0]) * 1.25)
     ax.set_title(f"Berth bench {data.get('started', '')}")
     fig.tight_layout()
