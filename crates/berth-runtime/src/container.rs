@@ -54,6 +54,9 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// Where cgroup hierarchies are mounted (tests point it elsewhere).
     pub cgroup_root: Option<PathBuf>,
+    /// linux.seccomp already compiled by the caller (from this very spec: the caller
+    /// vouches for that); None: compiled here.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 pub fn cgroup_root(o: &Option<PathBuf>) -> PathBuf {
@@ -159,8 +162,10 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
         .clone()
         .ok_or_else(|| cerr(id, "config.json has no process"))?;
     let linux = spec.linux().clone().unwrap_or_default();
-    // Compiled once, here; the child only loads it.
+    // Compiled once, here (unless the caller did); the child only loads it.
     let seccomp = match linux.seccomp() {
+        Some(sc) if crate::seccomp::uses_notify(sc) => None,
+        Some(_) if o.seccomp.is_some() => o.seccomp.clone(),
         Some(sc) => crate::seccomp::program(sc).map_err(|e| cerr(id, e))?,
         None => None,
     };
@@ -664,6 +669,8 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     /// Exec into a paused container too (the process runs once it is resumed).
     pub ignore_paused: bool,
+    /// The container's linux.seccomp already compiled by the caller (see CreateOpts).
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// `exec`: start a process in a running container. Returns its pid; it is our child.
@@ -693,6 +700,8 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     let nss = init::namespaces_of(st.pid, &st.config);
     let plan = Plan::new(&nss);
     let seccomp = match st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(sc) if crate::seccomp::uses_notify(sc) => None,
+        Some(_) if o.seccomp.is_some() => o.seccomp.clone(),
         Some(sc) => crate::seccomp::program(sc).map_err(|e| cerr(id, e))?,
         None => None,
     };

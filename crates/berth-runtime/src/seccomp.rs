@@ -157,9 +157,21 @@ fn distinct_args(conds: &[ScmpArgCompare]) -> bool {
 
 /// A filter compiled to classic BPF by the parent, so the child only makes one syscall
 /// to load it (compiling Docker's default profile costs milliseconds; once is enough).
+#[derive(Clone)]
 pub struct Program {
     filter: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Program({} instructions, flags {:#x})",
+            self.filter.len(),
+            self.flags
+        )
+    }
 }
 
 /// Compile `s` to a loadable program; None for notify profiles (their listener fd comes
@@ -206,6 +218,41 @@ pub fn program(s: &LinuxSeccomp) -> Result<Option<Program>> {
 }
 
 impl Program {
+    /// The program as bytes (flags, then the instructions): a caller that starts many
+    /// containers with one profile compiles it once and hands the bytes on.
+    // c_ulong is u32 on 32-bit targets: the conversion is not useless there.
+    #[allow(clippy::useless_conversion)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = u64::from(self.flags).to_le_bytes().to_vec();
+        for i in &self.filter {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Program> {
+        let bad = |m: &str| SeccompError::Invalid {
+            field: "seccomp program".into(),
+            msg: m.into(),
+        };
+        if b.len() < 16 || !(b.len() - 8).is_multiple_of(8) || (b.len() - 8) / 8 > u16::MAX as usize {
+            return Err(bad("not a compiled filter"));
+        }
+        let flags = u64::from_le_bytes(b[..8].try_into().map_err(|_| bad("flags"))?) as libc::c_ulong;
+        let filter = b[8..]
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Program { filter, flags })
+    }
+
     /// Install the filter on the calling thread (one syscall; no allocation).
     pub fn load(&self) -> std::io::Result<()> {
         let prog = libc::sock_fprog {
@@ -333,7 +380,9 @@ mod tests {
             ]
         }));
         let ctx = compile(&p).unwrap();
-        let prog = program(&p).unwrap().unwrap();
+        // Through its byte form, as berthd hands it to monitors.
+        let prog = Program::from_bytes(&program(&p).unwrap().unwrap().to_bytes()).unwrap();
+        assert!(Program::from_bytes(b"short").is_err());
         // The same checks with libseccomp's load and with the parent-compiled program.
         for via_program in [false, true] {
             // SAFETY: the child only makes raw syscalls and exits.

@@ -230,3 +230,51 @@ fn rmi_refuses_images_in_use_and_prune_removes_dangling() {
     assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "named:1");
     d.ok(&["run", "--rm", "named:1", "true"]);
 }
+
+/// Profiles from files (`--security-opt seccomp=FILE`): berthd compiles each distinct
+/// profile once and shares it, so two profiles in a row must each keep their own rules.
+#[test]
+fn seccomp_profiles_from_files_each_apply() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = d.dir.path();
+    let profile = |blocked: &str| {
+        serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [blocked], "action": "SCMP_ACT_ERRNO"}],
+        })
+        .to_string()
+    };
+    std::fs::write(dir.join("no-mkdir.json"), profile("mkdir")).unwrap();
+    std::fs::write(dir.join("no-rmdir.json"), profile("rmdir")).unwrap();
+    let run = |file: &str| {
+        let opt = format!("seccomp={}", dir.join(file).display());
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /tmp/a && echo made; mkdir /tmp/b; rmdir /tmp/b && echo removed; true",
+        ]);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    for _ in 0..2 {
+        let a = run("no-mkdir.json");
+        assert!(!a.contains("made") && !a.contains("removed"), "{a}");
+        let b = run("no-rmdir.json");
+        assert!(b.contains("made") && !b.contains("removed"), "{b}");
+    }
+    // Control: the default profile allows both.
+    let c = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /tmp/b && rmdir /tmp/b && echo both",
+    ]);
+    assert_eq!(c, "both");
+}

@@ -337,6 +337,7 @@ impl Engine {
             },
             exit_file: dir.join(record::EXIT_FILE),
             loopback_up: netns_new,
+            seccomp_program: self.seccomp_program(&spec),
         };
         let _ = std::fs::remove_file(&mcfg.exit_file);
         let mbytes = serde_json::to_vec(&mcfg).unwrap_or_default();

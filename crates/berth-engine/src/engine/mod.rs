@@ -138,6 +138,9 @@ pub struct Engine {
     /// per container). None: they seal themselves.
     monitor_exe: Option<std::os::fd::OwnedFd>,
     cgroup_v2: bool,
+    /// Compiled seccomp programs by profile (its JSON): most containers share Docker's
+    /// default, which costs ~10 ms to compile.
+    seccomp_programs: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl Engine {
@@ -186,11 +189,39 @@ impl Engine {
             monitor_exe: berth_runtime::selfexe::open_readonly(&monitor_bin).ok(),
             monitor_bin,
             cgroup_v2,
+            seccomp_programs: Mutex::new(HashMap::new()),
         });
         engine.restore()?;
         let running = |id: &str| engine.get(id).map(|c| c.record().state.running).unwrap_or(false);
         engine.networks.reconcile(&running)?;
         Ok(engine)
+    }
+
+    /// The compiled form of a spec's linux.seccomp, in a file under the exec root (made
+    /// once per distinct profile). None: no filter, a notify filter, or it could not be
+    /// compiled here (the runtime then compiles it and reports any error itself).
+    fn seccomp_program(&self, spec: &serde_json::Value) -> Option<PathBuf> {
+        let sc = spec.get("linux")?.get("seccomp")?;
+        let key = sc.to_string();
+        let mut cache = lock(&self.seccomp_programs);
+        if let Some(p) = cache.get(&key) {
+            return Some(p.clone());
+        }
+        let parsed: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(sc.clone()).ok()?;
+        let prog = berth_runtime::seccomp::program(&parsed).ok()??;
+        let dir = self.cfg.exec_root.join("seccomp");
+        std::fs::create_dir_all(&dir).ok()?;
+        if cache.len() >= 64 {
+            // Custom profiles per container: keep the cache (and the directory) small.
+            for p in cache.values() {
+                let _ = std::fs::remove_file(p);
+            }
+            cache.clear();
+        }
+        let path = dir.join(format!("{}.bpf", cache_file_name(&key)));
+        berth_runtime::fsutil::atomic_write(&path, &prog.to_bytes()).ok()?;
+        cache.insert(key, path.clone());
+        Some(path)
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
@@ -255,6 +286,17 @@ impl Engine {
         }
         self.events.emit("container", action, &rec.id, a);
     }
+}
+
+/// A file name for a cache key: a 64-bit FNV-1a hash (no crypto needed: collisions only
+/// cost a recompile, as the key is checked in memory).
+fn cache_file_name(key: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
 }
 
 /// Connect to a container's monitor and send `req`. The socket path goes through

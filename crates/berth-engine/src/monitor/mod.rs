@@ -222,6 +222,7 @@ fn setup(cfg: &MonitorConfig) -> Result<Setup, MonitorError> {
         id: id.into(),
         bundle: cfg.bundle.clone(),
         root: cfg.runtime_root.clone(),
+        seccomp: proto::load_program(cfg),
         ..Default::default()
     };
     let (pid, stdio) = if cfg.tty {

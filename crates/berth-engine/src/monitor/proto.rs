@@ -30,6 +30,10 @@ pub struct MonitorConfig {
     /// Bring up the loopback of the container's new network namespace.
     #[serde(default)]
     pub loopback_up: bool,
+    /// The container's linux.seccomp compiled by berthd (berth_runtime::seccomp::Program
+    /// bytes), shared by every container with the same profile.
+    #[serde(default)]
+    pub seccomp_program: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +115,13 @@ pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> std::io:
         ));
     }
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The compiled seccomp program berthd left for this container, if any (a missing or
+/// bad file only means the runtime compiles the profile itself).
+pub fn load_program(cfg: &MonitorConfig) -> Option<berth_runtime::seccomp::Program> {
+    let b = std::fs::read(cfg.seccomp_program.as_ref()?).ok()?;
+    berth_runtime::seccomp::Program::from_bytes(&b).ok()
 }
 
 /// The file (in the container's exec-root directory) where the monitor records an

@@ -497,6 +497,7 @@ impl Monitor {
             pid_file: None,
             preserve_fds: 0,
             ignore_paused: false,
+            seccomp: proto::load_program(&self.cfg),
         };
         let err = |e: &dyn std::fmt::Display| format!("exec {exec_id} in {}: {e}", self.cfg.id);
         let (pid, stdio) = if tty {

@@ -326,6 +326,7 @@ fn create_opts(a: &CreateArgs, root: &std::path::Path) -> CreateOpts {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         cgroup_root: None,
+        seccomp: None,
     }
 }
 
@@ -553,6 +554,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<u8> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        seccomp: None,
     })?;
     if a.detach {
         return Ok(0);
