@@ -212,16 +212,34 @@ pub fn sync_forward_exceptions(table: &str, bridges: &[String]) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let drops = text.contains("policy drop");
     let comment = exception_comment(table);
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("comment \"{comment}\"")))
+        .collect();
+    // Already as wanted (checked often): leave the chain alone.
+    let want: std::collections::BTreeSet<String> = if drops {
+        bridges
+            .iter()
+            .flat_map(|b| [format!("iifname \"{b}\""), format!("oifname \"{b}\"")])
+            .collect()
+    } else {
+        Default::default()
+    };
+    let have: std::collections::BTreeSet<String> = ours
+        .iter()
+        .filter_map(|l| l.trim().split(" accept").next().map(String::from))
+        .collect();
+    if want == have && ours.len() == want.len() {
+        return Ok(());
+    }
     let mut script = String::new();
-    for line in text.lines() {
-        if line.contains(&format!("comment \"{comment}\"")) {
-            if let Some(h) = line
-                .rsplit("# handle ")
-                .next()
-                .and_then(|h| h.trim().parse::<u64>().ok())
-            {
-                let _ = writeln!(script, "delete rule ip filter FORWARD handle {h}");
-            }
+    for line in ours {
+        if let Some(h) = line
+            .rsplit("# handle ")
+            .next()
+            .and_then(|h| h.trim().parse::<u64>().ok())
+        {
+            let _ = writeln!(script, "delete rule ip filter FORWARD handle {h}");
         }
     }
     if drops {

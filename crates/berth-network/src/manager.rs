@@ -328,6 +328,29 @@ impl NetworkManager {
         firewall::sync_forward_exceptions(&self.cfg.table, &bridges)
     }
 
+    /// Another tool may switch its FORWARD chain to drop at any time (dockerd starting
+    /// after berthd): look every few seconds, and add or remove Berth's accept rules.
+    pub fn watch_forward_policy(self: &Arc<Self>) {
+        let m = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("berth-fwd-watch".into())
+            .stack_size(128 << 10)
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                let Some(m) = m.upgrade() else { return };
+                let _fw = lock(&m.fw);
+                let bridges: Vec<String> = lock(&m.inner)
+                    .networks
+                    .values()
+                    .filter(|n| n.driver == "bridge")
+                    .map(|n| n.bridge.clone())
+                    .collect();
+                if let Err(e) = firewall::sync_forward_exceptions(&m.cfg.table, &bridges) {
+                    eprintln!("berthd: FORWARD chain exceptions: {e}");
+                }
+            });
+    }
+
     fn dns_listen(&self, n: &Network) {
         let Some(gw) = n.gateway_v4() else { return };
         let mut d = lock(&self.dns);

@@ -51,6 +51,14 @@ fn accept_rules_only_where_forward_drops() {
         sync_forward_exceptions(t, &["brA".into(), "brB".into()]).unwrap();
         let c = forward_chain();
         assert_eq!(c.matches("berth:berth_fwtest").count(), 4, "{c}");
+        // Checked again with nothing changed: the rules stay as they are (same handles).
+        let handles = |()| {
+            let o = Command::new("nft").args(["-a", "list", "chain", "ip", "filter", "FORWARD"]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).to_string()
+        };
+        let before = handles(());
+        sync_forward_exceptions(t, &["brB".into(), "brA".into()]).unwrap();
+        assert_eq!(handles(()), before);
         // Another daemon's rules and the tool's own rule are left alone.
         sync_forward_exceptions("other_table", &["brX".into()]).unwrap();
         sync_forward_exceptions(t, &[]).unwrap();
