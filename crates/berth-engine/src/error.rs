@@ -63,6 +63,7 @@ impl EngineError {
             EngineError::Network(e) => match e {
                 berth_network::NetworkError::NotFound(_) => 404,
                 berth_network::NetworkError::Conflict(_) => 409,
+                berth_network::NetworkError::Forbidden(_) => 403,
                 berth_network::NetworkError::Invalid(_) => 400,
                 _ => 500,
             },

@@ -8,6 +8,9 @@ pub enum NetworkError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Refused by rule (a pre-defined network, one with active endpoints): Docker's 403.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]

@@ -481,13 +481,13 @@ impl NetworkManager {
     pub fn remove(&self, key: &str) -> Result<()> {
         let n = self.get(key)?;
         if n.predefined() {
-            return Err(NetworkError::Conflict(format!(
+            return Err(NetworkError::Forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
                 n.name
             )));
         }
         if !n.endpoints.is_empty() {
-            return Err(NetworkError::Conflict(format!(
+            return Err(NetworkError::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
             )));

@@ -20,18 +20,6 @@ impl Engine {
     /// containers are attached (403, as Docker).
     pub fn network_remove(&self, key: &str) -> Result<()> {
         let n = self.networks.get(key)?;
-        if n.predefined() {
-            return Err(EngineError::Forbidden(format!(
-                "{} is a pre-defined network and cannot be removed",
-                n.name
-            )));
-        }
-        if !n.endpoints.is_empty() {
-            return Err(EngineError::Forbidden(format!(
-                "error while removing network: network {} id {} has active endpoints",
-                n.name, n.id
-            )));
-        }
         self.networks.remove(&n.id)?;
         self.network_event(&n, "destroy", "");
         Ok(())
