@@ -82,6 +82,7 @@ fn answer(method: &str, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8
                            {"Id": "c2", "Names": ["/old"], "State": "exited", "SizeRw": 3000, "Created": 0}],
             "Volumes": [], "BuildCache": []})),
         ("POST", "/v1.45/containers/prune") => j(json!({"ContainersDeleted": ["c2"], "SpaceReclaimed": 3000})),
+        ("POST", "/v1.45/networks/prune") => j(json!({"NetworksDeleted": ["n1"]})),
         ("POST", "/v1.45/images/prune") => {
             j(json!({"ImagesDeleted": [{"Untagged": "old:1"}, {"Deleted": "sha256:9"}], "SpaceReclaimed": 2000}))
         }
@@ -289,7 +290,7 @@ fn commands_on_endpoints_berthd_is_gaining() {
     let (out, _) = ok(&["system", "prune", "-f"]);
     assert_eq!(
         out,
-        "Deleted Containers:\nc2\n\nDeleted Images:\nuntagged: old:1\ndeleted: sha256:9\n\nTotal reclaimed space: 5kB\n"
+        "Deleted Containers:\nc2\n\nDeleted Networks:\nn1\n\nDeleted Images:\nuntagged: old:1\ndeleted: sha256:9\n\nTotal reclaimed space: 5kB\n"
     );
     // A daemon's error is shown as the daemon put it.
     let (code, _, err) = f.berth(&["top", "other"]);

@@ -383,6 +383,11 @@ pub fn prune(ctx: &Ctx, a: NetPruneArgs) -> Result<()> {
     if !a.force && !confirm(PRUNE_WARNING)? {
         return Ok(());
     }
+    prune_networks(ctx, &q)
+}
+
+/// POST /networks/prune with `q`, printing what went (also for `system prune`).
+pub fn prune_networks(ctx: &Ctx, q: &Query) -> Result<()> {
     let v: Value = ctx.api.json("POST", &format!("/networks/prune{}", q.as_str()), None)?;
     let deleted: Vec<&str> = v["NetworksDeleted"]
         .as_array()

@@ -359,11 +359,26 @@ pub fn prune(ctx: &Ctx, a: SystemPruneArgs) -> Result<()> {
     } else {
         "all dangling images"
     };
-    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}");
+    let volumes = if a.volumes {
+        "\n  - all anonymous volumes not used by at least one container"
+    } else {
+        ""
+    };
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container{volumes}\n  - {images}"
+    );
     if !a.force && !confirm(&warning)? {
         return Ok(());
     }
     let mut space = prune_containers(ctx, &a.filter)?;
+    let mut q = crate::api::Query::new();
+    if !a.filter.is_empty() {
+        q.add("filters", crate::api::filters_json(&a.filter)?);
+    }
+    super::network::prune_networks(ctx, &q)?;
+    if a.volumes {
+        space += super::volume::prune_volumes(ctx, &q)?;
+    }
     space += prune_images(ctx, a.all, &a.filter)?;
     println(&format!("Total reclaimed space: {}", human_size(space as f64)))
 }

@@ -156,8 +156,13 @@ pub fn prune(ctx: &Ctx, a: VolPruneArgs) -> Result<()> {
     if !a.force && !confirm(warning)? {
         return Ok(());
     }
+    let space = prune_volumes(ctx, &q)?;
+    println(&format!("Total reclaimed space: {}", human_size(space as f64)))
+}
+
+/// POST /volumes/prune with `q`, printing what went; the space reclaimed.
+pub fn prune_volumes(ctx: &Ctx, q: &Query) -> Result<u64> {
     let v: Value = ctx.api.json("POST", &format!("/volumes/prune{}", q.as_str()), None)?;
-    let mut out = String::new();
     let deleted: Vec<&str> = v["VolumesDeleted"]
         .as_array()
         .into_iter()
@@ -165,13 +170,9 @@ pub fn prune(ctx: &Ctx, a: VolPruneArgs) -> Result<()> {
         .filter_map(|d| d.as_str())
         .collect();
     if !deleted.is_empty() {
-        out.push_str(&format!("Deleted Volumes:\n{}\n\n", deleted.join("\n")));
+        println(&format!("Deleted Volumes:\n{}\n", deleted.join("\n")))?;
     }
-    out.push_str(&format!(
-        "Total reclaimed space: {}",
-        human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    ));
-    println(&out)
+    Ok(v["SpaceReclaimed"].as_u64().unwrap_or(0))
 }
 
 #[cfg(test)]
