@@ -1,6 +1,8 @@
-//! A berthd of a test's own (temporary data root, exec root, socket, cgroup parent),
-//! driven by real clients. Dropping it removes its containers, stops it, and checks
-//! that no mount or cgroup of it is left.
+//! A berthd of a test's own (temporary data root, exec root, socket, cgroup parent,
+//! bridge, firewall table, address pool), driven by real clients. Dropping it removes its
+//! containers, stops it, and checks that no mount, cgroup or veth of it is left.
+//! berth-cli's tests use it too (through #[path]); there the binaries are found at run
+//! time: `$BERTHD` / `$BERTH_MONITOR`, else next to the test's target directory.
 #![allow(dead_code)]
 
 pub mod registry;
@@ -11,6 +13,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 static N: AtomicUsize = AtomicUsize::new(0);
+
+/// berthd's binaries: Cargo's path when this is one of berthd's tests, else found.
+fn bin(built: Option<&'static str>, var: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(b) = built {
+        return PathBuf::from(b);
+    }
+    let mut candidates = Vec::new();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(profile_dir) = exe.parent().and_then(|d| d.parent()) {
+            candidates.push(profile_dir.join(name));
+        }
+    }
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    candidates.push(ws.join("target/debug").join(name));
+    candidates.push(ws.join("target/release").join(name));
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: build it (cargo build -p berthd) or set {var}"))
+}
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
@@ -98,7 +124,7 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let child = Command::new(bin(option_env!("CARGO_BIN_EXE_berthd"), "BERTHD", "berthd"))
             .arg("--config-file")
             .arg(self.dir.path().join("daemon.json"))
             .arg("-H")
@@ -110,7 +136,11 @@ impl Daemon {
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
             .arg("--monitor-path")
-            .arg(env!("CARGO_BIN_EXE_berth-monitor"))
+            .arg(bin(
+                option_env!("CARGO_BIN_EXE_berth-monitor"),
+                "BERTH_MONITOR",
+                "berth-monitor",
+            ))
             .args(["--bridge", &self.bridge, "--firewall-table", &self.table])
             .arg("--bip")
             .arg(format!("{}/26", self.gateway))
