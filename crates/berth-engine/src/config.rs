@@ -61,6 +61,10 @@ pub struct DaemonConfig {
     /// Berth's nftables table (family inet).
     #[serde(default = "default_firewall_table")]
     pub firewall_table: String,
+    /// Docker's key: manage the firewall (Berth uses nftables). false: no NAT, isolation
+    /// or port publishing.
+    #[serde(default = "default_true")]
+    pub iptables: bool,
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Nameservers, search domains and options for containers' resolv.conf.
@@ -87,6 +91,9 @@ fn default_log_driver() -> String {
 }
 fn default_init_path() -> PathBuf {
     "/usr/bin/tini-static".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_bridge() -> String {
     "berth0".into()

@@ -25,8 +25,12 @@ pub struct NetConfig {
     pub state_dir: PathBuf,
     /// Container network namespaces (under the exec root).
     pub run_dir: PathBuf,
-    /// The default bridge's interface (Docker: docker0).
+    /// The default bridge's interface (Docker: docker0); "none": no default bridge
+    /// network (containers that would join it get a namespace with loopback only).
     pub default_bridge: String,
+    /// Manage nftables (Docker's `iptables`): without it there is no NAT, isolation or
+    /// port publishing, and `nft` need not be installed.
+    pub firewall: bool,
     /// `bip`: the default bridge's address and prefix.
     pub bip: Option<IpNet>,
     pub pools: Vec<AddressPool>,
@@ -129,7 +133,7 @@ impl NetworkManager {
                 lock(&self.inner).networks.insert(n.id.clone(), n);
             }
         }
-        if !have("bridge") {
+        if !have("bridge") && self.cfg.default_bridge != "none" {
             let subnet = match self.cfg.bip {
                 Some(b) => b,
                 None => {
@@ -284,6 +288,9 @@ impl NetworkManager {
     }
 
     fn apply_firewall(&self) -> Result<()> {
+        if !self.cfg.firewall {
+            return Ok(());
+        }
         let _fw = lock(&self.fw);
         let (rules, bridges) = {
             let g = lock(&self.inner);
@@ -331,6 +338,9 @@ impl NetworkManager {
     /// Another tool may switch its FORWARD chain to drop at any time (dockerd starting
     /// after berthd): look every few seconds, and add or remove Berth's accept rules.
     pub fn watch_forward_policy(self: &Arc<Self>) {
+        if !self.cfg.firewall {
+            return;
+        }
         let m = Arc::downgrade(self);
         let _ = std::thread::Builder::new()
             .name("berth-fwd-watch".into())
@@ -684,6 +694,11 @@ impl NetworkManager {
     pub fn publish(&self, container: &str, reqs: &[PortRequest]) -> Result<Vec<PublishedPort>> {
         if reqs.is_empty() {
             return Ok(vec![]);
+        }
+        if !self.cfg.firewall {
+            return Err(NetworkError::Invalid(
+                "cannot publish ports: the daemon runs without its firewall (iptables: false)".into(),
+            ));
         }
         let eps = self.endpoints_of(container);
         let v4 = eps.iter().find_map(|(_, e)| e.ipv4.map(|a| a.addr()));

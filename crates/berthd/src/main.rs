@@ -58,6 +58,9 @@ struct Args {
     /// Berth's nftables table (default berth).
     #[arg(long = "firewall-table")]
     firewall_table: Option<String>,
+    /// Manage the firewall (nftables): NAT, isolation, port publishing (Docker's flag).
+    #[arg(long = "iptables")]
+    iptables: Option<bool>,
     /// Address pool for new networks, as Docker's flag: base=CIDR,size=N (repeatable).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
@@ -100,6 +103,9 @@ fn config(args: &Args) -> Result<DaemonConfig> {
     }
     if let Some(t) = &args.firewall_table {
         cfg.firewall_table = t.clone();
+    }
+    if let Some(i) = args.iptables {
+        cfg.iptables = i;
     }
     if !args.default_address_pool.is_empty() {
         cfg.default_address_pools = args

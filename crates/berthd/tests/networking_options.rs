@@ -335,3 +335,52 @@ fn ip_range_mtu_and_bridge_name_options() {
         .unwrap();
     assert!(!link.status.success(), "its bridge goes with it");
 }
+
+#[test]
+fn no_default_bridge_and_no_firewall() {
+    let d = with_busybox(Daemon::start_with_config(r#"{"bridge": "none", "iptables": false}"#));
+    // No default bridge network; containers get loopback only.
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls.lines().collect::<Vec<_>>(), ["host", "none"]);
+    let addrs = d.ok(&["run", "--rm", "busybox", "ip", "addr"]);
+    assert!(addrs.contains("127.0.0.1") && !addrs.contains("eth0"), "{addrs}");
+    // No firewall: no table, and publishing is refused with a reason.
+    let t = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &d.table])
+        .output()
+        .unwrap();
+    assert!(!t.status.success(), "no nftables table without the firewall");
+    let o = d.docker(&["run", "--rm", "-p", "8000:80", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("firewall"), "{o:?}");
+    // Control: a user network still connects containers to each other.
+    d.ok(&["network", "create", "plain"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "--network",
+        "plain",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"plain\").IPAddress}}",
+        "p1",
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "plain",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        &ip,
+    ]);
+}

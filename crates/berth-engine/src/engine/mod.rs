@@ -172,6 +172,7 @@ impl Engine {
             state_dir: cfg.data_root.join("network"),
             run_dir: cfg.exec_root.join("netns"),
             default_bridge: cfg.bridge.clone(),
+            firewall: cfg.iptables,
             bip: cfg.bip_net().map_err(bad)?,
             pools: cfg.address_pools().map_err(bad)?,
             table: cfg.firewall_table.clone(),

@@ -160,7 +160,12 @@ impl Engine {
         if let Some(c) = eps.remove("default") {
             eps.entry("bridge".into()).or_insert(c);
         }
-        port_requests(host, exposed)?;
+        let ports = port_requests(host, exposed)?;
+        if !ports.is_empty() && !self.cfg.iptables && !matches!(mode_of(&host.network_mode), Mode::Host) {
+            return Err(EngineError::InvalidParameter(
+                "cannot publish ports: the daemon runs without its firewall (iptables: false)".into(),
+            ));
+        }
         let mut out = BTreeMap::new();
         match mode_of(&host.network_mode) {
             Mode::Host | Mode::None => {
@@ -176,6 +181,10 @@ impl Engine {
                         "conflicting options: port publishing and the container type network mode".into(),
                     ));
                 }
+                return Ok(out);
+            }
+            Mode::Network(key) if key == "bridge" && self.cfg.bridge == "none" => {
+                // No default bridge (daemon `bridge: none`): loopback only, as Docker.
                 return Ok(out);
             }
             Mode::Network(key) => {

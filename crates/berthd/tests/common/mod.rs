@@ -119,6 +119,8 @@ impl Daemon {
         if !cfg.exists() {
             std::fs::write(&cfg, "{}").unwrap();
         }
+        // A test that sets `bridge` in daemon.json keeps it (flags would override it).
+        let own_bridge = !std::fs::read_to_string(&cfg).unwrap_or_default().contains("\"bridge\"");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -141,9 +143,17 @@ impl Daemon {
                 "BERTH_MONITOR",
                 "berth-monitor",
             ))
-            .args(["--bridge", &self.bridge, "--firewall-table", &self.table])
-            .arg("--bip")
-            .arg(format!("{}/26", self.gateway))
+            .args(["--firewall-table", &self.table])
+            .args(if own_bridge {
+                vec![
+                    "--bridge".to_string(),
+                    self.bridge.clone(),
+                    "--bip".into(),
+                    format!("{}/26", self.gateway),
+                ]
+            } else {
+                vec![]
+            })
             .args(["--default-address-pool", &self.pool])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
