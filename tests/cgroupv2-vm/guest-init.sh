@@ -4,7 +4,7 @@
 # Stage 1 runs in the initramfs (rootfs), where pivot_root(2) is impossible,
 # so container runtimes would fail: copy everything onto a tmpfs and
 # switch_root into it.  Stage 2 sets up a pure cgroup v2 system, runs the
-# test script and powers off.  Never returns (a PID 1 exit would panic;
+# test script (and the berthd scenario, if run.sh put it in) and powers off.  Never returns (a PID 1 exit would panic;
 # with panic=-1 and qemu -no-reboot that also ends the VM).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -54,6 +54,12 @@ grep -q kvm-clock /sys/devices/system/clocksource/clocksource0/available_clockso
 echo "BERTH-VM-INFO: booted in $(cut -d' ' -f1 /proc/uptime)s (guest clock; stage 2 began at ${T_STAGE2}s), accel=$accel, $(nproc) cpus"
 sh /guest-tests.sh 2>&1
 rc=$?
+# the berthd scenario (run.sh BERTHD=...): its own BERTH-VM-RESULT line
+if [ -f /guest-berthd.sh ]; then
+	sh /guest-berthd.sh 2>&1
+	rc2=$?
+	[ $rc = 0 ] && rc=$rc2
+fi
 echo "BERTH-VM-INFO: tests done at $(cut -d' ' -f1 /proc/uptime)s (guest clock), exit status $rc"
 sync
 poweroff -f

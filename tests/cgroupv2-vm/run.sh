@@ -19,7 +19,17 @@
 #   NO_PVH=1             boot the compressed bzImage instead of its vmlinux
 #   QEMU_ACCEL=kvm|tcg   force the accelerator (default: probe, see below)
 #   KERNEL_APPEND="..."  extra kernel command line (e.g. "loglevel=7")
-# exit status: 0 only if the guest's final line reports 0 failed, >=1 passed.
+#   BERTHD=PATH          also run the berthd scenario (guest-berthd.sh): this
+#                        berthd, the berth-monitor next to it (BERTH_MONITOR=),
+#                        a docker CLI (DOCKER_CLI=, default: `command -v docker`)
+#                        and a busybox image; needs more guest memory (see below)
+#   BERTHD_NET=bridge    the scenario's containers: on berthd's default bridge,
+#                        or (none) --network none.  Either way the bridge, veth
+#                        and nf_tables modules and the host's nft go into the
+#                        initramfs: berthd makes its bridge and table at start
+#   D_TIMEOUT=30         seconds one docker command may take in the guest
+# exit status: 0 only if every guest script's result line was seen and together
+# they report 0 failed, >=1 passed.
 # Needs root (apt-get, mknod) but no network in the guest (-nic none).
 set -euo pipefail
 
@@ -32,9 +42,27 @@ INIT_SCRIPT=$HERE/guest-init.sh
 [ -x "$RUNTIME_BIN" ] && [ -f "$RUNTIME_BIN" ] || { echo "run.sh: $1: not an executable file" >&2; exit 2; }
 [ -f "$TEST_SCRIPT" ] || { echo "run.sh: $TEST_SCRIPT: no such test script" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (apt-get, mknod)" >&2; exit 2; }
+BERTHD_BIN=
+if [ -n "${BERTHD:-}" ]; then
+	BERTHD_BIN=$(readlink -f "$BERTHD")
+	MONITOR_BIN=$(readlink -f "${BERTH_MONITOR:-$(dirname "$BERTHD_BIN")/berth-monitor}")
+	DOCKER_BIN=$(readlink -f "${DOCKER_CLI:-$(command -v docker || echo docker)}")
+	for b in "$BERTHD_BIN" "$MONITOR_BIN" "$DOCKER_BIN"; do
+		[ -x "$b" ] && [ -f "$b" ] || { echo "run.sh: $b: not an executable file (BERTHD, BERTH_MONITOR, DOCKER_CLI)" >&2; exit 2; }
+	done
+	# berthd will not start without nft (its firewall table), whatever BERTHD_NET
+	NFT_BIN=$(command -v nft) || { echo "run.sh: the berthd scenario needs nft on the host (nftables)" >&2; exit 2; }
+	BERTHD_NET=${BERTHD_NET:-bridge}
+	case $BERTHD_NET in
+	bridge | none) ;;
+	*) echo "run.sh: BERTHD_NET must be bridge or none" >&2; exit 2 ;;
+	esac
+fi
 
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
-QEMU_MEM=${QEMU_MEM:-1024}
+# the berthd scenario's binaries (~120 MB) sit in the initramfs, in its tmpfs
+# copy, and in the page cache of what runs; its containers need some too
+QEMU_MEM=${QEMU_MEM:-$([ -n "$BERTHD_BIN" ] && echo 1536 || echo 1024)}
 QEMU_SMP=${QEMU_SMP:-2}
 INITRD_COMPRESS=${INITRD_COMPRESS:-none}
 
@@ -132,25 +160,57 @@ mkdir -p "$R/bundle/rootfs"/{proc,sys,dev,tmp,etc,root}
 mknod -m 600 "$R/dev/console" c 5 1
 mknod -m 666 "$R/dev/null" c 1 3
 
-# the runtime under test, with every shared library ldd lists + the loader
+# install_bin BINARY DEST [STRIP_FLAG]: a copy (debug info stripped, or as
+# STRIP_FLAG says) with every shared library ldd lists + the loader
+install_bin() {
+	mkdir -p "$R$(dirname "$2")"
+	if [ -z "${NO_STRIP:-}" ] && command -v strip >/dev/null; then
+		strip "${3:---strip-debug}" -o "$R$2" "$1"
+	else
+		cp "$1" "$R$2"
+	fi
+	chmod 755 "$R$2"
+	if ldd "$1" >"$TMP/ldd.out" 2>&1; then
+		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' "$TMP/ldd.out" | sort -u |
+			while read -r lib; do
+				[ -e "$R$lib" ] && continue
+				mkdir -p "$R$(dirname "$lib")"
+				cp -L "$lib" "$R$lib"
+			done
+	fi
+}
+# the runtime under test
 RT_NAME=$(basename "$RUNTIME_BIN")
-if [ -z "${NO_STRIP:-}" ] && command -v strip >/dev/null; then
-	strip --strip-debug -o "$R/usr/local/bin/$RT_NAME" "$RUNTIME_BIN"
-else
-	cp "$RUNTIME_BIN" "$R/usr/local/bin/$RT_NAME"
-fi
-chmod 755 "$R/usr/local/bin/$RT_NAME"
-if ldd "$RUNTIME_BIN" >"$TMP/ldd.out" 2>&1; then
-	awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' "$TMP/ldd.out" | sort -u |
-		while read -r lib; do
-			mkdir -p "$R$(dirname "$lib")"
-			cp -L "$lib" "$R$lib"
-		done
+install_bin "$RUNTIME_BIN" "/usr/local/bin/$RT_NAME"
+MODULES="overlay ${EXTRA_MODULES:-}"
+# the berthd scenario: daemon + monitor side by side, the docker CLI, nft,
+# and a busybox rootfs tar to `docker import`.  Symbols go too (-23 MB: each
+# MB of initramfs costs ~0.05 s of boot under TCG)
+if [ -n "$BERTHD_BIN" ]; then
+	install_bin "$BERTHD_BIN" /usr/local/bin/berthd --strip-all
+	install_bin "$MONITOR_BIN" /usr/local/bin/berth-monitor --strip-all
+	install_bin "$DOCKER_BIN" /usr/local/bin/docker --strip-all
+	# berthd creates its default bridge and applies its nftables table at
+	# start, whatever network the containers use (it has no --bridge none):
+	# the bridge, veth pairs, the nft expressions of its table (ct, fib,
+	# nat, masquerade) and nft itself
+	install_bin "$NFT_BIN" /usr/sbin/nft
+	MODULES="$MODULES bridge veth nf_tables nft_ct nft_fib_inet nft_chain_nat nft_nat nft_masq"
+	# /bin/busybox is a placeholder: the guest bind-mounts its own (the debug
+	# berthd's import of 2 MB more would take ~30 s under TCG)
+	install_busybox "$TMP/image"
+	: >"$TMP/image/bin/busybox"
+	mkdir -p "$TMP/image"/{proc,sys,dev,tmp,etc,root,var,run}
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$TMP/image/etc/passwd"
+	echo 'root:x:0:' >"$TMP/image/etc/group"
+	mkdir -p "$R/berthd"
+	tar -C "$TMP/image" --numeric-owner --owner=0 --group=0 -cf "$R/berthd/busybox.tar" .
+	install -m 755 "$HERE/guest-berthd.sh" "$R/guest-berthd.sh"
 fi
 
 # kernel modules, in dependency order, decompressed (busybox insmod)
 : >"$R/lib/modules/load-order"
-for m in overlay ${EXTRA_MODULES:-}; do
+for m in $MODULES; do
 	"$MODPROBE" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
 		while read -r ko; do
 			rel=${ko#/lib/modules/}
@@ -174,6 +234,8 @@ install -m 755 "$TEST_SCRIPT" "$R/guest-tests.sh"
 	echo "export RUNTIME='/usr/local/bin/$RT_NAME'"
 	echo "export SKIP_TESTS='${SKIP_TESTS:-}'"
 	[ -z "${RT_TIMEOUT:-}" ] || echo "export RT_TIMEOUT='$RT_TIMEOUT'"
+	[ -z "$BERTHD_BIN" ] || echo "export NET_MODE='$BERTHD_NET' DEADLINE='$((QEMU_TIMEOUT - 15))'"
+	[ -z "${D_TIMEOUT:-}" ] || echo "export D_TIMEOUT='$D_TIMEOUT'"
 } >"$R/etc/berth-vm.env"
 
 INITRD=$TMP/initrd.cpio
@@ -184,6 +246,7 @@ gzip) gzip -1 "$INITRD" && INITRD=$INITRD.gz ;;
 *) echo "run.sh: INITRD_COMPRESS must be none or gzip" >&2; exit 2 ;;
 esac
 echo "run.sh: kernel $KVER, initramfs $(du -k "$INITRD" | cut -f1) KiB ($INITRD_COMPRESS), runtime $RUNTIME_BIN"
+[ -z "$BERTHD_BIN" ] || echo "run.sh: berthd scenario: $BERTHD_BIN, $MONITOR_BIN, $DOCKER_BIN, network $BERTHD_NET"
 BOOT_KERNEL=$KERNEL
 if wait "$VMLINUX_PID"; then BOOT_KERNEL=$TMP/vmlinux; fi
 VMLINUX_PID=
@@ -262,12 +325,30 @@ phase vm
 # ------------------------------------------------------------------ 4. verdict
 tr -d '\r' <"$LOG" >"$LOG.txt"
 grep -a -E '^BERTH-VM-(INFO|TEST|ERROR):' "$LOG.txt" || true
-RESULT=$(grep -a -E '^BERTH-VM-RESULT: [0-9]+ passed, [0-9]+ failed' "$LOG.txt" | tail -n1 || true)
+# one result line per guest script (guest-tests.sh, then guest-berthd.sh):
+# all of them must be there; the verdict is on their sum
+NSCRIPTS=1
+[ -z "$BERTHD_BIN" ] || NSCRIPTS=2
+RESULT=
 ok=no
-if [ -n "$RESULT" ]; then
+grep -a -E '^BERTH-VM-RESULT: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$LOG.txt" >"$TMP/results" || true
+if [ "$NSCRIPTS" -gt 1 ] && [ -s "$TMP/results" ]; then
+	names=("$(basename "$TEST_SCRIPT")" guest-berthd.sh)
+	i=0
+	while read -r line; do
+		echo "run.sh: ${names[$i]:-?}: ${line#BERTH-VM-RESULT: }"
+		i=$((i + 1))
+	done <"$TMP/results"
+fi
+if [ "$(wc -l <"$TMP/results")" = "$NSCRIPTS" ]; then
+	RESULT=$(sed -E 's/^BERTH-VM-RESULT: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped.*/\1 \2 \3/' "$TMP/results" |
+		awk '{ p += $1; f += $2; s += $3 } END { printf "BERTH-VM-RESULT: %d passed, %d failed, %d skipped\n", p, f, s }')
 	npass=$(echo "$RESULT" | sed -E 's/^BERTH-VM-RESULT: ([0-9]+) passed.*/\1/')
 	nfail=$(echo "$RESULT" | sed -E 's/^BERTH-VM-RESULT: [0-9]+ passed, ([0-9]+) failed.*/\1/')
 	[ "$nfail" = 0 ] && [ "$npass" -ge 1 ] && ok=yes
+elif [ -s "$TMP/results" ]; then
+	echo "run.sh: $(wc -l <"$TMP/results") result line(s) from the guest, want $NSCRIPTS"
+	RESULT="BERTH-VM-RESULT: 0 passed, 1 failed (a guest script gave no result line)"
 fi
 if [ $ok = no ]; then
 	echo "run.sh: ---- guest console (qemu exit status $qrc) ----"
