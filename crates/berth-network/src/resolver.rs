@@ -58,6 +58,10 @@ pub(crate) fn lookup(
             }
         }
     }
+    if out.is_empty() && n.internal {
+        // An internal network has no way out, its DNS included: nothing is forwarded.
+        return Some(out);
+    }
     (!out.is_empty()).then_some(out)
 }
 

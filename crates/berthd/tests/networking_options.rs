@@ -201,6 +201,43 @@ fn embedded_dns_forwards_other_names_upstream() {
     assert!(out.contains(&ip) && !out.contains("10.77.0.1"), "{out}");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
+    // An internal network's DNS forwards nothing (no way out), but knows its own names.
+    d.ok(&["network", "create", "--internal", "closed"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inside",
+        "--network",
+        "closed",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "nslookup",
+        "-type=A",
+        "elsewhere.example",
+    ]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("10.77.0.1"), "{o:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "nslookup",
+        "-type=A",
+        "inside",
+    ]);
+    assert!(out.contains("Address:") && out.contains("inside"), "{out}");
 }
 
 #[test]
