@@ -212,19 +212,7 @@ pub fn prune_containers(ctx: &Ctx, filters: &[String]) -> Result<u64> {
     if !filters.is_empty() {
         q.add("filters", filters_json(filters)?);
     }
-    let v: Value = ctx
-        .api
-        .json("POST", &format!("/containers/prune{}", q.as_str()), None)?;
-    let deleted: Vec<&str> = v["ContainersDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str())
-        .collect();
-    if !deleted.is_empty() {
-        println(&format!("Deleted Containers:\n{}\n", deleted.join("\n")))?;
-    }
-    Ok(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+    super::prune_and_list(ctx, "/containers/prune", &q, "ContainersDeleted", "Containers")
 }
 
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {

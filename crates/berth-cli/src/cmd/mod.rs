@@ -21,6 +21,22 @@ use crate::api::Api;
 use crate::cli::{Cmd, ContainerCmd, ImageCmd, InspectArgs, SystemCmd, TypedInspectArgs};
 use crate::error::Result;
 
+/// POST a prune endpoint with `q`; print docker's "Deleted <title>:" list of what the
+/// answer's `key` names; return the space reclaimed (containers, networks, volumes).
+fn prune_and_list(ctx: &Ctx, path: &str, q: &crate::api::Query, key: &str, title: &str) -> Result<u64> {
+    let v: serde_json::Value = ctx.api.json("POST", &format!("{path}{}", q.as_str()), None)?;
+    let deleted: Vec<&str> = v[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str())
+        .collect();
+    if !deleted.is_empty() {
+        crate::format::println(&format!("Deleted {title}:\n{}\n", deleted.join("\n")))?;
+    }
+    Ok(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+}
+
 pub struct Ctx {
     pub api: Api,
     /// `--config`: where config.json (registry logins) lives.

@@ -388,17 +388,7 @@ pub fn prune(ctx: &Ctx, a: NetPruneArgs) -> Result<()> {
 
 /// POST /networks/prune with `q`, printing what went (also for `system prune`).
 pub fn prune_networks(ctx: &Ctx, q: &Query) -> Result<()> {
-    let v: Value = ctx.api.json("POST", &format!("/networks/prune{}", q.as_str()), None)?;
-    let deleted: Vec<&str> = v["NetworksDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str())
-        .collect();
-    if !deleted.is_empty() {
-        println(&format!("Deleted Networks:\n{}\n", deleted.join("\n")))?;
-    }
-    Ok(())
+    super::prune_and_list(ctx, "/networks/prune", q, "NetworksDeleted", "Networks").map(|_| ())
 }
 
 #[cfg(test)]

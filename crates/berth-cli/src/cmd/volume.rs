@@ -162,17 +162,7 @@ pub fn prune(ctx: &Ctx, a: VolPruneArgs) -> Result<()> {
 
 /// POST /volumes/prune with `q`, printing what went; the space reclaimed.
 pub fn prune_volumes(ctx: &Ctx, q: &Query) -> Result<u64> {
-    let v: Value = ctx.api.json("POST", &format!("/volumes/prune{}", q.as_str()), None)?;
-    let deleted: Vec<&str> = v["VolumesDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str())
-        .collect();
-    if !deleted.is_empty() {
-        println(&format!("Deleted Volumes:\n{}\n", deleted.join("\n")))?;
-    }
-    Ok(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+    super::prune_and_list(ctx, "/volumes/prune", q, "VolumesDeleted", "Volumes")
 }
 
 #[cfg(test)]
