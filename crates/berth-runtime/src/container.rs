@@ -779,6 +779,9 @@ mod tests {
         let dir = base.join(&name);
         std::fs::create_dir(&dir).unwrap();
         let cg = std::fs::File::open(&dir).unwrap();
+        // Made before the fork: the child of a multi-threaded process must not allocate
+        // (another thread may hold the allocator's lock, which the child would wait on forever).
+        let want = format!("0::/{name}\n");
         let r = fork_into_cgroup(&cg);
         if let Ok(ForkResult::Child) = r {
             // Only raw syscalls in the child of a multi-threaded test process.
@@ -791,7 +794,6 @@ mod tests {
                 n
             };
             let text = &buf[..n.max(0) as usize];
-            let want = format!("0::/{name}\n");
             let ok = text.windows(want.len()).any(|w| w == want.as_bytes());
             // SAFETY: leave the forked child at once.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
