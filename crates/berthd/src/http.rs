@@ -69,14 +69,24 @@ impl std::io::Read for BodyReader {
     }
 }
 
+/// How much of a request body is still read (and discarded) after its consumer stopped.
+/// A tar reader stops at the first end-of-archive block; a client still sending the
+/// rest would otherwise see the connection closed ("broken pipe") instead of our answer.
+const DRAIN_LIMIT: usize = 16 << 20;
+
 pub fn body_reader(mut body: hyper::body::Incoming) -> BodyReader {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        let mut drained = 0usize;
         while let Some(Ok(f)) = body.frame().await {
-            if let Ok(d) = f.into_data() {
-                if tx.send(d).await.is_err() {
+            let Ok(d) = f.into_data() else { continue };
+            if tx.is_closed() {
+                drained += d.len();
+                if drained > DRAIN_LIMIT {
                     return;
                 }
+            } else if let Err(e) = tx.send(d).await {
+                drained += e.0.len();
             }
         }
     });

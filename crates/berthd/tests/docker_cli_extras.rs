@@ -416,3 +416,44 @@ fn cp_sees_volumes_binds_and_tmpfs_of_a_running_container() {
     let upper = d.ok(&["inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", "cpv"]);
     assert!(!Path::new(&upper).join("vol/in.txt").exists());
 }
+
+/// A client still sending after the tar's end-of-archive block (Go's writer pads; clients
+/// send in chunks) must get the answer, not a connection closed under it ("broken pipe"
+/// from `docker cp`, seen once in CI).
+#[test]
+fn archive_put_reads_the_body_to_its_end() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&["create", "--name", "pad", "busybox", "true"]);
+    let src = d.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f.txt"), "padded\n").unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["-C", src.to_str().unwrap(), "-cf", "-", "f.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut body = out.stdout;
+    body.resize(body.len() + (2 << 20), 0);
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    write!(
+        s,
+        "PUT /containers/pad/archive?path=/tmp HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    for (i, chunk) in body.chunks(64 << 10).enumerate() {
+        s.write_all(chunk).unwrap_or_else(|e| panic!("writing chunk {i}: {e}"));
+        if i == 1 {
+            // By now the tar is extracted and the handler has answered.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let got = d.ok(&["cp", "pad:/tmp/f.txt", "-"]);
+    assert!(got.contains("padded"), "{got}");
+}
