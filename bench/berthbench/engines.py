@@ -492,13 +492,15 @@ class Berthd(Engine):
     tag = "berthd"
 
     def __init__(self, workdir, purpose, bench_pid, berthd: str, monitor: str | None, docker: str,
-                 net: BerthNet | None = None):
+                 net: BerthNet | None = None, berth_cli: str | None = None):
         """net: the bridge/table/subnets to give berthd. None: made here (purpose's
         first letter) if this berthd has networking, and removed again by stop()
         together with what berthd changed (ip_forward); a caller that passes
         `net` cleans up the host itself (netenv.restore)."""
         super().__init__(workdir, purpose, bench_pid)
         self.berthd, self.monitor, self.docker = berthd, monitor, docker
+        # Berth's own CLI when given (the product's path); the docker CLI otherwise.
+        self.berth_cli = berth_cli
         self.net = net
         self._own_net = False
         self._sysctl_before: dict = {}
@@ -513,6 +515,9 @@ class Berthd(Engine):
         self.markers = [self.exec_root]
 
     def cli(self, *args):
+        return [self.berth_cli or self.docker, "-H", f"unix://{self.sock}", *args]
+
+    def docker_cli(self, *args):
         return [self.docker, "-H", f"unix://{self.sock}", *args]
 
     def start(self) -> float:
@@ -687,7 +692,7 @@ class Podman(Engine):
 def find_berthd(args, build_log: str) -> tuple[str | None, str | None, str]:
     """(berthd, berth-monitor or None, how / why not). $BERTHD wins; else
     target/release/berthd, built with `cargo build --release -p berthd -p
-    berth-runtime` when missing (not with --quick / --no-build)."""
+    berth-runtime -p berth-cli` when missing (not with --quick / --no-build)."""
     env_bin = os.environ.get("BERTHD")
     if env_bin:
         path = env_bin if os.sep in env_bin else (which(env_bin) or env_bin)
@@ -698,21 +703,21 @@ def find_berthd(args, build_log: str) -> tuple[str | None, str | None, str]:
         target = os.path.join(REPO_DIR, os.environ.get("CARGO_TARGET_DIR") or "target")
         path = os.path.join(target, "release", "berthd")
         how = f"existing {path}"
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or not os.path.isfile(os.path.join(target, "release", "berth")):
             if args.quick or args.no_build:
                 flag = "--quick" if args.quick else "--no-build"
                 return None, None, f"{path} not found ({flag} does not build; set BERTHD or run without {flag})"
             cargo = which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
             if not os.path.exists(cargo):
                 return None, None, "berthd missing and cargo not found"
-            log("building berthd: cargo build --release -p berthd -p berth-runtime (log: build.log)")
-            rc, out, err = sh([cargo, "build", "--release", "-p", "berthd", "-p", "berth-runtime"],
+            log("building berthd: cargo build --release -p berthd -p berth-runtime -p berth-cli (log: build.log)")
+            rc, out, err = sh([cargo, "build", "--release", "-p", "berthd", "-p", "berth-runtime", "-p", "berth-cli"],
                               timeout=20 * 60, cwd=REPO_DIR)
             with open(build_log, "a") as f:
-                f.write(f"$ cargo build --release -p berthd -p berth-runtime  (rc={rc})\n{out}\n{err}\n")
+                f.write(f"$ cargo build --release -p berthd -p berth-runtime -p berth-cli  (rc={rc})\n{out}\n{err}\n")
             if rc != 0 or not os.path.isfile(path):
                 return None, None, f"build of berthd failed (rc={rc}): {short(err, 300)}"
-            how = f"cargo build --release -p berthd -p berth-runtime -> {path}"
+            how = f"cargo build --release -p berthd -p berth-runtime -p berth-cli -> {path}"
     mon = os.environ.get("BERTH_MONITOR") or os.path.join(os.path.dirname(os.path.realpath(path)), "berth-monitor")
     if not os.path.isfile(mon):
         return None, None, f"berth-monitor not found next to {path} (set BERTH_MONITOR)"
@@ -737,6 +742,11 @@ def prerequisites(ctx, want: list[str]) -> dict:
     if "berth" in want:
         b, m, how = find_berthd(ctx.args, os.path.join(ctx.results_dir, "build.log"))
         out["berthd"], out["monitor"] = b, m
+        # Berth's CLI: $BERTH_CLI, else `berth` next to berthd; None: the docker CLI is used.
+        cli = os.environ.get("BERTH_CLI") or (os.path.join(os.path.dirname(b), "berth") if b else None)
+        out["berth_cli"] = cli if cli and os.path.isfile(cli) and os.access(cli, os.X_OK) else None
+        if out["berth_cli"]:
+            out["versions"]["berth CLI"] = tool_version([out["berth_cli"], "--version"])
         if b is None:
             out["why"]["berth"] = how
         elif docker is None:

@@ -19,7 +19,7 @@ TITLE = "Engine: idle daemon memory, memory per idle container, time to start N 
 APT_PACKAGES = ["busybox-static", "podman", "crun"]
 BASELINE = "berth"
 SUBJECTS = {
-    "berth": "berthd; per container: berth-monitor",
+    "berth": "berthd (driven by the berth CLI); per container: berth-monitor",
     "docker": "dockerd 20.10 + its containerd; per container: containerd-shim-runc-v2",
     "podman": "no daemon; per container: conmon (runtime crun)",
 }
@@ -118,7 +118,8 @@ def run(ctx: Context) -> dict:
             if name not in usable:
                 continue
             if name == "berth":
-                e = engines.Berthd(ctx.workdir, "idle", ctx.pid, pre["berthd"], pre["monitor"], pre["docker"])
+                e = engines.Berthd(ctx.workdir, "idle", ctx.pid, pre["berthd"], pre["monitor"], pre["docker"],
+                                   berth_cli=pre.get("berth_cli"))
             elif name == "docker":
                 e = engines.Dockerd(ctx.workdir, "idle", ctx.pid, pre["dockerd"], pre["docker"])
             else:

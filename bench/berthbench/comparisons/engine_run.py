@@ -1,5 +1,6 @@
-"""engine-run: `docker run --rm --network none busybox true` end to end through
-the CLI, for berthd and dockerd 20.10 (docker CLI) and podman (crun, runc),
+"""engine-run: `run --rm --network none busybox true` end to end through the
+CLI: berth's CLI and the docker CLI against berthd, the docker CLI against
+dockerd 20.10, and podman (crun, runc),
 interleaved; plus the same API calls without the CLI (berthd, dockerd) and the
 OCI-runtime floor (berth-runtime run of the same rootfs), to show where the time
 goes."""
@@ -29,7 +30,8 @@ PING_COUNT = 200
 
 # name -> what it is (report order)
 SUBJECTS = {
-    "berth": "docker CLI → berthd",
+    "berth": "berth CLI → berthd",
+    "berthd-docker-cli": "docker CLI → berthd",
     "docker": "docker CLI → dockerd 20.10 (+ its containerd, containerd-shim-runc-v2, runc)",
     "podman-crun": "podman run --runtime crun",
     "podman-runc": "podman run --runtime runc",
@@ -45,8 +47,9 @@ METHOD = (
     "no `--containerd` so it starts its own managed containerd, `--bridge=none --iptables=false "
     "--ip-masq=false --userland-proxy=false`, cgroupfs driver, overlay2), **podman** (own `--root`, "
     "`--runroot`, `--tmpdir`, `--network-config-dir`, cgroupfs, `--events-backend none`, a private "
-    "containers.conf and registries.conf; one store per runtime). The docker CLI on PATH (v28) is used for "
-    "both berthd and dockerd, with `-H unix://SOCK` and an empty private DOCKER_CONFIG. Data roots / podman's "
+    "containers.conf and registries.conf; one store per runtime). **berth** is Berth's own CLI (`berth -H unix://SOCK run ...`, "
+    "built with berthd); the docker CLI on PATH (v28) drives dockerd and, as **berthd-docker-cli**, berthd "
+    "too, with `-H unix://SOCK` and an empty private DOCKER_CONFIG. Data roots / podman's "
     "--root are on the work dir's disk; exec roots (berthd, dockerd + containerd state and sockets) and "
     "podman's --runroot are each on a private tmpfs, as /run is in a real installation. The same image is "
     "loaded into every engine: a docker-archive the bench builds from the busybox bundle's rootfs "
@@ -112,7 +115,7 @@ def run(ctx: Context) -> dict:
     res.d["params"]["versions"] = pre["versions"]
     if "berth" in pre["how"]:
         res.d["params"]["berthd"] = pre["how"]["berth"]
-    for eng, names in (("berth", ["berth", "berth-api"]), ("docker", ["docker", "docker-api"]),
+    for eng, names in (("berth", ["berth", "berthd-docker-cli", "berth-api"]), ("docker", ["docker", "docker-api"]),
                        ("podman", ["podman-crun", "podman-runc"])):
         if eng in pre["why"]:
             for n in names:
@@ -120,6 +123,8 @@ def run(ctx: Context) -> dict:
     for rt in ("crun", "runc"):
         if which(rt) is None:
             drop(f"podman-{rt}", f"{rt} not installed")
+    if "berth" not in pre["why"] and not pre.get("berth_cli"):
+        drop("berth", "the berth CLI was not found next to berthd (set BERTH_CLI)")
     floor_rt = ctx.runtime("berth")
     if not floor_rt.usable:
         drop("berth-runtime", floor_rt.reason)
@@ -144,7 +149,8 @@ def run(ctx: Context) -> dict:
         specs = []
         if subjects["berth"].usable:
             specs.append(("berth", lambda: engines.Berthd(ctx.workdir, "run", ctx.pid, pre["berthd"],
-                                                          pre["monitor"], pre["docker"]), ["berth", "berth-api"]))
+                                                          pre["monitor"], pre["docker"], berth_cli=pre["berth_cli"]),
+                          ["berth", "berthd-docker-cli", "berth-api"]))
         if subjects["docker"].usable:
             specs.append(("docker", lambda: engines.Dockerd(ctx.workdir, "run", ctx.pid, pre["dockerd"],
                                                             pre["docker"]), ["docker", "docker-api"]))
@@ -172,13 +178,14 @@ def run(ctx: Context) -> dict:
                     drop(n, f"could not start/load the image: {ex}")
 
         # ---- the run functions
-        def cli_run(key):
+        def cli_run(key, via_docker_cli=False):
             e = eng[key]
             extra = ["--cgroup-parent", e.cgroup_parent] if isinstance(e, engines.Podman) else []
+            cli = e.docker_cli if via_docker_cli else e.cli
 
             def one(i, probe):
                 cmd = probe_cmd if probe else ["true"]
-                argv = e.cli("run", "--rm", "--network", "none", "--pull", "never", *extra, "busybox", *cmd)
+                argv = cli("run", "--rm", "--network", "none", "--pull", "never", *extra, "busybox", *cmd)
                 o = spawner.run(argv, timeout, capture_stdout=probe, env=e.env)
                 if probe:
                     if o.timed_out or o.rc != PROBE_EXIT or want_line not in o.stdout.splitlines():
@@ -239,6 +246,8 @@ def run(ctx: Context) -> dict:
         for name in ("berth", "docker", "podman-crun", "podman-runc"):
             if subjects[name].usable:
                 subjects[name].run = cli_run(name)
+        if subjects["berthd-docker-cli"].usable:
+            subjects["berthd-docker-cli"].run = cli_run("berth", via_docker_cli=True)
         if subjects["berth-api"].usable:
             subjects["berth-api"].run = api_run("berth", "berth-api")
         if subjects["docker-api"].usable:
@@ -308,18 +317,19 @@ def run(ctx: Context) -> dict:
                 extra[key] = {"ping_ms": _median(pings), "list_ms": _median(lists)}
             except (OSError, dockerapi.ApiError) as ex:
                 extra[key] = {"error": str(ex)}
-            vers = []
-            for _ in range(5 if ctx.quick else 10):
-                o = spawner.run(e.cli("version", "--format", "{{.Server.Version}}"), 30, env=e.env)
-                if o.ok:
-                    vers.append(o.wall_ns / 1e6)
-            extra[key]["cli_version_ms"] = _median(vers)
-            bare = []
-            for _ in range(5 if ctx.quick else 10):
-                o = spawner.run([e.docker, "--version"], 30, env=e.env)
-                if o.ok:
-                    bare.append(o.wall_ns / 1e6)
-            extra[key]["cli_bare_ms"] = _median(bare)
+            clis = {"docker": (e.docker, ["-H", f"unix://{e.sock}"])}
+            if isinstance(e, engines.Berthd) and e.berth_cli:
+                clis["berth"] = (e.berth_cli, ["-H", f"unix://{e.sock}"])
+            for cname, (binary, host) in clis.items():
+                vers, bare = [], []
+                for _ in range(5 if ctx.quick else 10):
+                    o = spawner.run([binary, *host, "version", "--format", "{{.Server.Version}}"], 30, env=e.env)
+                    if o.ok:
+                        vers.append(o.wall_ns / 1e6)
+                    o = spawner.run([binary, "--version"], 30, env=e.env)
+                    if o.ok:
+                        bare.append(o.wall_ns / 1e6)
+                extra[key].setdefault("cli", {})[cname] = {"version_ms": _median(vers), "bare_ms": _median(bare)}
             extra[key]["rss_before_mib"] = mem_before.get(key)
             extra[key]["rss_after_mib"] = mem_after.get(key)
         res.d["details"] = {"daemons": extra}
@@ -355,16 +365,20 @@ def _notes(res: Result, out: dict, details: dict) -> None:
         ph = details.get(f"{key}-api_phases_ms")
         ex = details.get("daemons", {}).get(key, {})
         parts = []
-        if cli is not None and api is not None:
-            parts.append(f"CLI run {cli:.1f} ms = API calls {api:.1f} ms + CLI overhead {cli - api:.1f} ms")
-        elif api is not None:
-            parts.append(f"API calls {api:.1f} ms")
+        dcli = med.get("berthd-docker-cli") if key == "berth" else cli
+        if cli is not None:
+            parts.append(f"{key} CLI run {cli:.1f} ms")
+        if api is not None:
+            parts.append(f"the same API calls from Python {api:.1f} ms")
+        if dcli is not None and api is not None:
+            parts.append(f"docker CLI run {dcli:.1f} ms = those calls + {dcli - api:.1f} ms of docker CLI")
         if ph:
             parts.append("API phases (median): " + ", ".join(f"{k} {v:.1f}" for k, v in ph.items()))
-        if ex.get("cli_version_ms") is not None:
-            parts.append(f"`docker version` (CLI start + 2 requests) {ex['cli_version_ms']:.1f} ms")
-        if ex.get("cli_bare_ms") is not None:
-            parts.append(f"`docker --version` (CLI process alone, no request) {ex['cli_bare_ms']:.1f} ms")
+        for cname, c in ex.get("cli", {}).items():
+            if c.get("version_ms") is not None:
+                parts.append(f"`{cname} version` (CLI start + requests) {c['version_ms']:.1f} ms")
+            if c.get("bare_ms") is not None:
+                parts.append(f"`{cname} --version` (CLI process alone, no request) {c['bare_ms']:.1f} ms")
         if ex.get("ping_ms") is not None:
             parts.append(f"GET /_ping {ex['ping_ms'] * 1000:.0f} µs, GET /containers/json {ex['list_ms'] * 1000:.0f} µs "
                          "(keep-alive, median)")

@@ -1,5 +1,5 @@
 """engine-run-bridge: `run --rm busybox true` end to end WITH the default
-network (each engine's bridge), for berthd and dockerd 20.10 (docker CLI) and
+network (each engine's bridge), for berthd (berth CLI), dockerd 20.10 (docker CLI) and
 podman (crun, netavark), interleaved with the same command with `--network
 none` on the same daemons, so the cost of attaching a container to the bridge
 is the difference of two medians measured side by side."""
@@ -31,7 +31,7 @@ ENGINES = ("berth", "docker", "podman")
 # host-global files podman/netavark create on first use of a bridge network
 PODMAN_HOST_STATE = ("/run/containers/networks/ipam.db", "/run/netns")
 SUBJECTS = {
-    "berth": "docker CLI → berthd, default network (its bridge; veth, address, nftables)",
+    "berth": "berth CLI → berthd, default network (its bridge; veth, address, nftables)",
     "docker": "docker CLI → dockerd 20.10 with its bridge, iptables and userland proxy (its defaults)",
     "podman": "podman run --runtime crun, default network (a netavark bridge network the bench defines)",
     "berth-none": "the same berthd, `--network none`",
@@ -160,7 +160,7 @@ def run(ctx: Context) -> dict:
             own_bridges.append(bnet.bridge)
             own_tables.append(bnet.table)
             eng["berth"] = engines.Berthd(ctx.workdir, "runbr", ctx.pid, pre["berthd"], pre["monitor"],
-                                          pre["docker"], net=bnet)
+                                          pre["docker"], net=bnet, berth_cli=pre.get("berth_cli"))
             nets["berth"] = bnet.subnet
         if subjects["podman"].usable:
             sub = alloc.next()
