@@ -183,12 +183,18 @@ impl Engine {
 
     /// The exec's OCI process: the container's, with the exec's command, env, user, cwd.
     pub(super) fn exec_process(&self, container_id: &str, cfg: &ExecConfig, tty: bool) -> Result<Value> {
-        let bundle = self.exec_dir(container_id).join("config.json");
-        let spec: Value = std::fs::read(&bundle)
+        // The runtime keeps the spec it created the container with (the bundle's
+        // config.json is gone once the container runs); written atomically, read unlocked.
+        let state = self
+            .cfg
+            .runtime_root()
+            .join(container_id)
+            .join(berth_runtime::state::STATE_FILE);
+        let state: Value = std::fs::read(&state)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EngineError::Conflict(format!("Container {container_id} is not running")))?;
-        let mut p = spec["process"].clone();
+        let mut p = state["config"]["process"].clone();
         p["args"] = json!(cfg.cmd);
         p["terminal"] = json!(tty);
         p.as_object_mut().map(|o| o.remove("consoleSize"));

@@ -5,6 +5,7 @@
 //! exit status durably before it goes away. berthd may die and come back meanwhile.
 
 pub mod buffer;
+mod memory;
 pub mod proto;
 mod serve;
 

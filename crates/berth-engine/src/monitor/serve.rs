@@ -15,6 +15,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::buffer::OutBuf;
+use super::memory;
 use super::proto::{self, frame_header, ExitInfo, MonitorConfig, Reply, Request, STATUS_STREAM};
 use super::{set_winsize, Stdio, StdioSetup};
 use crate::jsonlog::{JsonLogWriter, Stream};
@@ -102,7 +103,8 @@ pub(crate) fn serve(cfg: MonitorConfig, init: i32, stdio: Stdio, listener: UnixL
         main_exit: None,
     };
     m.add_stdio(Owner::Main, stdio, String::new());
-    trim_heap();
+    // Set by any work; cleared when memory is released after `memory::IDLE` of nothing.
+    let mut dirty = true;
     loop {
         if let Some((_, at)) = &m.main_exit {
             let drained = !m.sources.iter().any(|s| s.owner == Owner::Main);
@@ -148,11 +150,17 @@ pub(crate) fn serve(cfg: MonitorConfig, init: i32, stdio: Stdio, listener: UnixL
         }
         let timeout = if m.main_exit.is_some() || m.procs.iter().any(|p| p.exit.is_some()) {
             PollTimeout::from(100u16)
+        } else if dirty {
+            PollTimeout::try_from(memory::IDLE).unwrap_or(PollTimeout::MAX)
         } else {
             PollTimeout::NONE
         };
         match nix::poll::poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::Error::EINTR) => {}
+            Ok(0) if dirty && timeout != PollTimeout::from(100u16) => {
+                memory::release();
+                dirty = false;
+            }
+            Ok(_) | Err(nix::Error::EINTR) => dirty = true,
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
         let ready: Vec<(Slot, PollFlags)> = slots
@@ -290,6 +298,8 @@ impl Monitor {
         }
     }
 
+    // Not inlined: its 32 KiB buffer must live below the loop's frame, where memory::release reaches it.
+    #[inline(never)]
     fn read_source(&mut self, i: usize) {
         let mut buf = [0u8; 32 * 1024];
         let Some(fd) = &self.sources[i].fd else { return };
@@ -334,6 +344,8 @@ impl Monitor {
         }
     }
 
+    // Not inlined: its 32 KiB buffer must live below the loop's frame, where memory::release reaches it.
+    #[inline(never)]
     fn read_conn(&mut self, i: usize) {
         let mut buf = [0u8; 32 * 1024];
         let n = match (&self.conns[i].sock).read(&mut buf) {
@@ -520,7 +532,6 @@ impl Monitor {
             (pid, stdio)
         };
         self.add_stdio(Owner::Exec(pid), stdio, exec_id.to_string());
-        trim_heap();
         Ok(pid)
     }
 
@@ -616,11 +627,4 @@ impl std::io::Write for LineOut<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Give the heap the runtime's setup used back to the kernel: a monitor lives as long as
-/// its container, idle almost all of that time.
-fn trim_heap() {
-    // SAFETY: malloc_trim only releases free heap pages; no pointers are invalidated.
-    unsafe { libc::malloc_trim(0) };
 }
