@@ -328,6 +328,13 @@ fn wait_events_pause_restart_policy() {
     );
 }
 
+/// Field `n` (0-based) of /proc/<pid>/stat, counted after the command name.
+fn stat_field(pid: &str, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(n - 2).unwrap().to_string()
+}
+
 #[test]
 fn live_restore_after_kill_9() {
     let mut d = Daemon::start();
@@ -346,9 +353,19 @@ fn live_restore_after_kill_9() {
     let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "long"]);
     assert_eq!(d.docker(&["exec", "long", "sh", "-c", "exit 6"]).status.code(), Some(6));
     let exec_ids = d.ok(&["inspect", "-f", "{{range .ExecIDs}}{{.}}{{end}}", "long"]);
+    let monitor = stat_field(&pid, 3);
     d.kill9();
-    // Containers and logging go on without berthd.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Containers and logging go on without berthd, and their monitors go idle: the
+    // closed connections of the dead berthd once kept them polling in a busy loop.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let cpu = || stat_field(&monitor, 13).parse::<u64>().unwrap() + stat_field(&monitor, 14).parse::<u64>().unwrap();
+    let before = cpu();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let spent = cpu() - before;
+    assert!(
+        spent < 30,
+        "monitor {monitor} used {spent} clock ticks of CPU in 1.2 s with berthd gone"
+    );
     assert!(
         std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "container died with berthd"

@@ -180,7 +180,7 @@ pub(crate) fn serve(cfg: MonitorConfig, init: i32, stdio: Stdio, listener: UnixL
                         m.conns[i].out.flush();
                     }
                     if rev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-                        m.read_conn(i);
+                        m.read_conn(i, rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
                     }
                 }
                 Slot::Stdin(i) => {
@@ -346,7 +346,9 @@ impl Monitor {
 
     // Not inlined: its 32 KiB buffer must live below the loop's frame, where memory::release reaches it.
     #[inline(never)]
-    fn read_conn(&mut self, i: usize) {
+    /// `hup`: poll reported the peer gone in both directions (a half-closed client, which
+    /// still reads our output, only shows end-of-file).
+    fn read_conn(&mut self, i: usize, hup: bool) {
         let mut buf = [0u8; 32 * 1024];
         let n = match (&self.conns[i].sock).read(&mut buf) {
             Ok(n) => n,
@@ -368,6 +370,11 @@ impl Monitor {
                 Role::Exec(pid) => self.close_stdin(Owner::Exec(pid)),
                 Role::Attach { .. } | Role::Waiter => {}
                 Role::Pending | Role::Closing(_) => c.out.broken = true,
+            }
+            // Nobody left to read what we would send; and poll would report the hang-up
+            // again at once, forever (a busy loop once berthd died).
+            if hup {
+                self.conns[i].out.broken = true;
             }
             return;
         }
