@@ -15,4 +15,4 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 # The Python docker SDK, for the client tests (PyPI).
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker
-cargo build --release -p berth-runtime -p berthd
+scripts/build-release.sh

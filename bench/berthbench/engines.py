@@ -691,8 +691,9 @@ class Podman(Engine):
 
 def find_berthd(args, build_log: str) -> tuple[str | None, str | None, str]:
     """(berthd, berth-monitor or None, how / why not). $BERTHD wins; else
-    target/release/berthd, built with `cargo build --release -p berthd -p
-    berth-runtime -p berth-cli` when missing (not with --quick / --no-build)."""
+    target/release/berthd, built with scripts/build-release.sh (berthd, the
+    static berth-monitor, berth-runtime, the berth CLI) when missing (not with
+    --quick / --no-build)."""
     env_bin = os.environ.get("BERTHD")
     if env_bin:
         path = env_bin if os.sep in env_bin else (which(env_bin) or env_bin)
@@ -710,14 +711,14 @@ def find_berthd(args, build_log: str) -> tuple[str | None, str | None, str]:
             cargo = which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
             if not os.path.exists(cargo):
                 return None, None, "berthd missing and cargo not found"
-            log("building berthd: cargo build --release -p berthd -p berth-runtime -p berth-cli (log: build.log)")
-            rc, out, err = sh([cargo, "build", "--release", "-p", "berthd", "-p", "berth-runtime", "-p", "berth-cli"],
+            log("building berthd: scripts/build-release.sh (log: build.log)")
+            rc, out, err = sh([os.path.join(REPO_DIR, "scripts", "build-release.sh")],
                               timeout=20 * 60, cwd=REPO_DIR)
             with open(build_log, "a") as f:
-                f.write(f"$ cargo build --release -p berthd -p berth-runtime -p berth-cli  (rc={rc})\n{out}\n{err}\n")
+                f.write(f"$ scripts/build-release.sh  (rc={rc})\n{out}\n{err}\n")
             if rc != 0 or not os.path.isfile(path):
                 return None, None, f"build of berthd failed (rc={rc}): {short(err, 300)}"
-            how = f"cargo build --release -p berthd -p berth-runtime -p berth-cli -> {path}"
+            how = f"scripts/build-release.sh -> {path}"
     mon = os.environ.get("BERTH_MONITOR") or os.path.join(os.path.dirname(os.path.realpath(path)), "berth-monitor")
     if not os.path.isfile(mon):
         return None, None, f"berth-monitor not found next to {path} (set BERTH_MONITOR)"

@@ -77,8 +77,9 @@ def _cargo() -> str | None:
 
 
 def berth(args, installer, build_log: str) -> Runtime:
-    """BERTH_RUNTIME=/path wins; else `cargo build --release -p berth-runtime`
-    (skipped with --quick / --no-build, which use an existing binary only)."""
+    """BERTH_RUNTIME=/path wins; else scripts/build-release.sh (every release
+    binary, so berthd's static monitor stays as that script makes it; skipped
+    with --quick / --no-build, which use an existing binary only)."""
     rt = Runtime(tag="berth", name="berth-runtime")
     env_bin = os.environ.get("BERTH_RUNTIME")
     if env_bin:
@@ -101,7 +102,7 @@ def berth(args, installer, build_log: str) -> Runtime:
                 rt.reason = f"binary not found: {binary} ({flag} does not build; set BERTH_RUNTIME or run without {flag})"
                 return rt
         else:
-            rt.info["source"] = f"cargo build --release -p berth-runtime -> {binary}"
+            rt.info["source"] = f"scripts/build-release.sh -> {binary}"
             cargo = _cargo()
             if cargo is None:
                 rt.reason = "build failed: cargo not found"
@@ -109,11 +110,11 @@ def berth(args, installer, build_log: str) -> Runtime:
             missing = {p: r for p, r in installer.ensure(["pkg-config", "libseccomp-dev"]).items() if r}
             if missing:
                 log(f"build prerequisites missing (build may fail): {'; '.join(missing.values())}")
-            log("building berth-runtime: cargo build --release -p berth-runtime (log: build.log)")
-            rc, out, err = sh([cargo, "build", "--release", "-p", "berth-runtime"],
-                              timeout=15 * 60, cwd=REPO_DIR)
+            log("building berth-runtime: scripts/build-release.sh (log: build.log)")
+            rc, out, err = sh([os.path.join(REPO_DIR, "scripts", "build-release.sh")],
+                              timeout=20 * 60, cwd=REPO_DIR)
             with open(build_log, "w") as f:
-                f.write(f"$ cargo build --release -p berth-runtime  (rc={rc})\n{out}\n{err}")
+                f.write(f"$ scripts/build-release.sh  (rc={rc})\n{out}\n{err}")
             if rc != 0:
                 tail = [l for l in (err or out).splitlines() if l.strip()][-6:]
                 errs = [l for l in (err or "").splitlines() if l.startswith("error")][:3]
