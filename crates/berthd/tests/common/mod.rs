@@ -336,6 +336,37 @@ impl Daemon {
             .collect()
     }
 
+    fn kill_leftover_processes(&self) {
+        let mut pids: Vec<i32> = Vec::new();
+        for d in self.cgroup_dirs() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+                pids.extend(procs.lines().filter_map(|l| l.parse::<i32>().ok()));
+            }
+        }
+        let dir = self.dir.path().to_string_lossy().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.starts_with("berth-monitor") && cmd.contains(&dir) {
+                pids.push(pid);
+            }
+        }
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        // Let them die before their mounts and cgroups go.
+        for _ in 0..50 {
+            if pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let rel = self.cgroup_parent.trim_start_matches('/');
         let mut out = Vec::new();
@@ -381,6 +412,11 @@ impl Drop for Daemon {
             }
         }
         self.kill9();
+        // A test that failed while berthd was down left its containers and monitors
+        // running: kill them (container cgroups, monitors by their directory).
+        if std::thread::panicking() {
+            self.kill_leftover_processes();
+        }
         // Its bridges (default and user networks): no veth may be left on them (veths go
         // asynchronously, with their namespaces: allow the kernel a moment).
         let mut leaked_links = Vec::new();
