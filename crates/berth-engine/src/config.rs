@@ -65,6 +65,19 @@ pub struct DaemonConfig {
     /// or port publishing.
     #[serde(default = "default_true")]
     pub iptables: bool,
+    /// Docker's key: turn on the host's IP forwarding (false: leave it as it is).
+    #[serde(default = "default_true")]
+    pub ip_forward: bool,
+    /// Docker's key: masquerade the default bridge's outbound traffic.
+    #[serde(default = "default_true")]
+    pub ip_masq: bool,
+    /// Docker's keys, accepted so Docker's daemon.json files load: Berth has no userland
+    /// proxy; published ports are always forwarded in the kernel (loopback included),
+    /// which is what Docker does with `"userland-proxy": false`.
+    #[serde(default = "default_true")]
+    pub userland_proxy: bool,
+    #[serde(default)]
+    pub userland_proxy_path: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Nameservers, search domains and options for containers' resolv.conf.

@@ -42,6 +42,12 @@ pub struct NetConfig {
     /// Where the embedded DNS forwards names it does not know (default: the host's
     /// resolv.conf nameservers).
     pub dns_upstreams: Option<Vec<SocketAddr>>,
+    /// Docker's `ip-forward`: turn on the host's IP forwarding for bridges (false: the
+    /// host's setting is left as it is).
+    pub ip_forward: bool,
+    /// Docker's `ip-masq`: masquerade the default bridge's outbound traffic (user
+    /// networks have their own `enable_ip_masquerade` option).
+    pub ip_masq: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -101,6 +107,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 const DNS_PORT: u16 = 53;
 const BRIDGE_NAME_OPT: &str = "com.docker.network.bridge.name";
+const MASQ_OPT: &str = "com.docker.network.bridge.enable_ip_masquerade";
 
 impl NetworkManager {
     /// Load the networks and create the predefined ones; `reconcile` then brings the
@@ -151,12 +158,24 @@ impl NetworkManager {
                 .insert("com.docker.network.bridge.default_bridge".into(), "true".into());
             n.options
                 .insert("com.docker.network.bridge.enable_icc".into(), "true".into());
-            n.options
-                .insert("com.docker.network.bridge.enable_ip_masquerade".into(), "true".into());
+            n.options.insert(MASQ_OPT.into(), self.cfg.ip_masq.to_string());
             n.ipam.push(Allocator::new(subnet.trunc(), None, Some(subnet.addr()))?);
             self.store.save(&n)?;
             lock(&self.inner).networks.insert(n.id.clone(), n);
-        } else if let Some(bip) = self.cfg.bip {
+            return Ok(());
+        }
+        // The default bridge follows the daemon's `ip-masq` at every start, as dockerd's.
+        {
+            let mut g = lock(&self.inner);
+            let want = self.cfg.ip_masq.to_string();
+            if let Some(n) = g.networks.values_mut().find(|n| n.is_default_bridge()) {
+                if n.options.get(MASQ_OPT) != Some(&want) {
+                    n.options.insert(MASQ_OPT.into(), want);
+                    self.store.save(n)?;
+                }
+            }
+        }
+        if let Some(bip) = self.cfg.bip {
             // `bip` changed in daemon.json: follow it (as dockerd does at start).
             let mut g = lock(&self.inner);
             if let Some(n) = g.networks.values_mut().find(|n| n.name == "bridge") {
@@ -264,10 +283,14 @@ impl NetworkManager {
         // 127.0.0.1 → published port: the DNATed packet leaves by the bridge with a
         // loopback source, which the kernel allows only with route_localnet.
         write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1");
-        write_sysctl("net/ipv4/ip_forward", "1");
+        if self.cfg.ip_forward {
+            write_sysctl("net/ipv4/ip_forward", "1");
+        }
         if n.enable_ipv6 {
             write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", n.bridge), "0");
-            write_sysctl("net/ipv6/conf/all/forwarding", "1");
+            if self.cfg.ip_forward {
+                write_sysctl("net/ipv6/conf/all/forwarding", "1");
+            }
         }
         Ok(())
     }
@@ -304,7 +327,7 @@ impl NetworkManager {
                     bridge: n.bridge.clone(),
                     subnets: n.ipam.iter().map(|a| a.subnet).collect(),
                     internal: n.internal,
-                    masquerade: n.option_bool("com.docker.network.bridge.enable_ip_masquerade", true),
+                    masquerade: n.option_bool(MASQ_OPT, true),
                     icc: n.option_bool("com.docker.network.bridge.enable_icc", true),
                 })
                 .collect();

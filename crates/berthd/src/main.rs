@@ -59,8 +59,17 @@ struct Args {
     #[arg(long = "firewall-table")]
     firewall_table: Option<String>,
     /// Manage the firewall (nftables): NAT, isolation, port publishing (Docker's flag).
-    #[arg(long = "iptables")]
+    #[arg(long = "iptables", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     iptables: Option<bool>,
+    /// Turn on the host's IP forwarding for bridges (Docker's flag; default true).
+    #[arg(long = "ip-forward", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ip_forward: Option<bool>,
+    /// Masquerade the default bridge's outbound traffic (Docker's flag; default true).
+    #[arg(long = "ip-masq", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ip_masq: Option<bool>,
+    /// Accepted for Docker's command lines: Berth forwards published ports in the kernel.
+    #[arg(long = "userland-proxy", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    userland_proxy: Option<bool>,
     /// Address pool for new networks, as Docker's flag: base=CIDR,size=N (repeatable).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
@@ -106,6 +115,15 @@ fn config(args: &Args) -> Result<DaemonConfig> {
     }
     if let Some(i) = args.iptables {
         cfg.iptables = i;
+    }
+    if let Some(v) = args.ip_forward {
+        cfg.ip_forward = v;
+    }
+    if let Some(v) = args.ip_masq {
+        cfg.ip_masq = v;
+    }
+    if let Some(v) = args.userland_proxy {
+        cfg.userland_proxy = v;
     }
     if !args.default_address_pool.is_empty() {
         cfg.default_address_pools = args

@@ -421,3 +421,37 @@ fn no_default_bridge_and_no_firewall() {
         &ip,
     ]);
 }
+
+/// Docker's `ip-masq: false` turns masquerading off for the default bridge only; user
+/// networks keep theirs (control). Docker's `userland-proxy` keys load (Berth forwards
+/// published ports in the kernel either way).
+#[test]
+fn ip_masq_off_for_the_default_bridge() {
+    let d = Daemon::start_with_config(
+        r#"{"ip-masq": false, "userland-proxy": false, "userland-proxy-path": "/usr/bin/docker-proxy"}"#,
+    );
+    let opt = d.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{index .Options \"com.docker.network.bridge.enable_ip_masquerade\"}}",
+        "bridge",
+    ]);
+    assert_eq!(opt, "false");
+    let subnet = |n: &str| d.ok(&["network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}", n]);
+    d.ok(&["network", "create", "masq"]);
+    let table = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &d.table])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    let rule = |s: &str| format!("ip saddr {s} oifname != ");
+    assert!(
+        table.contains(&rule(&subnet("masq"))),
+        "control: a user network masquerades\n{table}"
+    );
+    assert!(
+        !table.contains(&rule(&subnet("bridge"))),
+        "default bridge masqueraded\n{table}"
+    );
+}

@@ -178,6 +178,8 @@ impl Engine {
             table: cfg.firewall_table.clone(),
             mtu: cfg.mtu,
             dns_upstreams: cfg.dns_upstreams().map_err(bad)?,
+            ip_forward: cfg.ip_forward,
+            ip_masq: cfg.ip_masq,
         })?;
         let engine = Arc::new(Engine {
             cfg,
