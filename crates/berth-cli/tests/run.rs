@@ -269,6 +269,8 @@ fn terminals_resizes_and_detach_keys() {
     let (code, out) = pty_run(&d, "\\x10\\x11", None, &["attach", "att"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("read escape sequence"), "{out}");
+    // Still running a moment later (an EOF sent on detach would end the shell).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "att"]), "true");
     // From run -it too, with keys of our own: exit 0, still running.
     let (code, out) = pty_run(
@@ -287,6 +289,8 @@ fn terminals_resizes_and_detach_keys() {
         ],
     );
     assert_eq!(code, 0, "{out}");
+    // Still running a moment later (an EOF sent on detach would end the shell).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "att2"]), "true");
     // Colour on a terminal only: ps paints a running container's status green.
     let (_, out) = pty_run(&d, "", None, &["ps"]);

@@ -43,5 +43,7 @@ fn run_and_exec_with_a_terminal() {
     d.ok(&["run", "-dit", "--name", "att", "busybox", "sh"]);
     let (_, out) = pty_run(&d, "\\x10\\x11", &["attach", "att"]);
     assert!(out.contains("read escape sequence"), "{out}");
+    // Still running a moment later (an EOF sent on detach would end the shell).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "att"]), "true");
 }

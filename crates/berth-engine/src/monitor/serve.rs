@@ -362,8 +362,10 @@ impl Monitor {
             c.read_closed = true;
             // A half-closed client still reads output; a gone one fails our next write.
             match c.role {
+                // As Docker: StdinOnce closes the container's stdin when its client goes,
+                // but never a terminal's (a detached `run -it` shell keeps running).
                 Role::Attach { stdin: true, .. } => {
-                    if self.cfg.stdin_once {
+                    if self.cfg.stdin_once && !self.cfg.tty {
                         self.close_stdin(Owner::Main);
                     }
                 }
