@@ -156,3 +156,86 @@ fn registry_login_push_pull() {
     d.ok(&["rmi", &repo]);
     d.fails(1, &["pull", &repo]);
 }
+
+/// With `credsStore` in config.json, logins go through `docker-credential-<name>` (its
+/// store/get/erase protocol) and config.json keeps no secret; pushes use what the helper
+/// returns; logout erases it.
+#[test]
+fn credential_helper_login_push_logout() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let repo = format!("{}/team/helper:1", reg.addr);
+    d.ok(&["tag", "busybox", &repo]);
+    let bin = d.dir.path().join("helper-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        r#"#!/bin/sh
+store="$(dirname "$0")/store.json"
+case "$1" in
+store) cat > "$store" ;;
+get) read server
+     if [ -f "$store" ] && grep -q "\"ServerURL\":\"$server\"" "$store"; then cat "$store"
+     else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) read server; rm "$store" || exit 1 ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg_dir = d.dir.path().join("docker-config");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(cfg_dir.join("config.json"), r#"{"credsStore": "fake"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let berth = |args: &[&str], input: Option<&[u8]>| {
+        use std::io::Write;
+        let mut c = d.command(common::BERTH, args);
+        c.env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        let mut sin = ch.stdin.take().unwrap();
+        let _ = sin.write_all(input.unwrap_or(b""));
+        drop(sin);
+        ch.wait_with_output().unwrap()
+    };
+    // Control: nothing stored yet, the registry refuses the push.
+    assert!(!berth(&["push", &repo], None).status.success());
+    let o = berth(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr],
+        Some(b"s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stored = std::fs::read_to_string(bin.join("store.json")).unwrap();
+    assert!(
+        stored.contains("\"Username\":\"alice\"") && stored.contains("\"Secret\":\"s3cret\""),
+        "{stored}"
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["auths"][&reg.addr],
+        serde_json::json!({}),
+        "no secret in config.json: {cfg}"
+    );
+    assert_eq!(cfg["credsStore"], "fake");
+    let o = berth(&["push", &repo], None);
+    assert!(
+        o.status.success(),
+        "push with the helper's credentials: {}",
+        text(&o.stderr)
+    );
+    let o = berth(&["logout", &reg.addr], None);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!("Removing login credentials for {}", reg.addr)
+    );
+    assert!(!bin.join("store.json").exists(), "erased from the helper");
+    assert!(
+        !berth(&["push", &repo], None).status.success(),
+        "refused again after logout"
+    );
+}

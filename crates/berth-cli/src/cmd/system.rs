@@ -460,8 +460,8 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
     let dir = auth::config_dir(ctx.config_dir.as_deref());
     let mut cfg = auth::Config::load(&dir)?;
     match v["IdentityToken"].as_str().filter(|t| !t.is_empty()) {
-        Some(t) => cfg.set(&server, "<token>", t),
-        None => cfg.set(&server, &user, &password),
+        Some(t) => cfg.set(&server, "<token>", t)?,
+        None => cfg.set(&server, &user, &password)?,
     }
     cfg.save()?;
     println(v["Status"].as_str().unwrap_or("Login Succeeded"))
