@@ -148,15 +148,18 @@ pub(crate) fn serve(cfg: MonitorConfig, init: i32, stdio: Stdio, listener: UnixL
                 }
             }
         }
-        let timeout = if m.main_exit.is_some() || m.procs.iter().any(|p| p.exit.is_some()) {
+        let exiting = m.main_exit.is_some() || m.procs.iter().any(|p| p.exit.is_some());
+        // Waiting out the idle period before giving memory back (not while draining).
+        let idle_wait = dirty && !exiting;
+        let timeout = if exiting {
             PollTimeout::from(100u16)
-        } else if dirty {
+        } else if idle_wait {
             PollTimeout::try_from(memory::IDLE).unwrap_or(PollTimeout::MAX)
         } else {
             PollTimeout::NONE
         };
         match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) if dirty && timeout != PollTimeout::from(100u16) => {
+            Ok(0) if idle_wait => {
                 memory::release();
                 dirty = false;
             }
