@@ -78,6 +78,14 @@ pub struct DaemonConfig {
     pub userland_proxy: bool,
     #[serde(default)]
     pub userland_proxy_path: Option<String>,
+    /// Docker's keys for the default bridge: IPv6 on it, its IPv6 subnet, and the
+    /// range its IPv4 addresses come from.
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub fixed_cidr_v6: Option<String>,
+    #[serde(default)]
+    pub fixed_cidr: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Nameservers, search domains and options for containers' resolv.conf.
@@ -166,6 +174,7 @@ impl DaemonConfig {
         }
         self.address_pools()?;
         self.bip_net()?;
+        self.fixed_cidrs()?;
         self.dns_upstreams()?;
         if self.bridge.is_empty() || self.bridge.len() > 15 {
             return Err(ConfigError::Invalid(format!(
@@ -225,6 +234,33 @@ impl DaemonConfig {
                     ))
                 }),
         }
+    }
+
+    /// `fixed-cidr` (IPv4, inside the default bridge's subnet when `bip` is set) and
+    /// `fixed-cidr-v6` (IPv6).
+    pub fn fixed_cidrs(&self) -> Result<(Option<ipnet::IpNet>, Option<ipnet::IpNet>), ConfigError> {
+        let parse = |key: &str, v: &Option<String>, v6: bool| -> Result<Option<ipnet::IpNet>, ConfigError> {
+            let Some(s) = v else { return Ok(None) };
+            match s.parse::<ipnet::IpNet>() {
+                Ok(n) if n.addr().is_ipv6() == v6 => Ok(Some(n.trunc())),
+                _ => Err(ConfigError::Invalid(format!(
+                    "{key} {s:?}: want an IPv{} prefix, e.g. {}",
+                    if v6 { 6 } else { 4 },
+                    if v6 { "fd00:1::/64" } else { "10.20.1.0/24" }
+                ))),
+            }
+        };
+        let v4 = parse("fixed-cidr", &self.fixed_cidr, false)?;
+        let v6 = parse("fixed-cidr-v6", &self.fixed_cidr_v6, true)?;
+        if let (Some(f), Some(b)) = (v4, self.bip_net()?) {
+            if !b.trunc().contains(&f) {
+                return Err(ConfigError::Invalid(format!(
+                    "fixed-cidr {f} is not inside the bridge's subnet {} (bip)",
+                    b.trunc()
+                )));
+            }
+        }
+        Ok((v4, v6))
     }
 
     pub fn dns_upstreams(&self) -> Result<Option<Vec<std::net::SocketAddr>>, ConfigError> {

@@ -35,9 +35,10 @@ pub fn default_pools() -> Vec<AddressPool> {
 /// Docker's `docker0` (172.17.0.0/16) and Podman's `podman` network (10.88.0.0/16).
 pub const WELL_KNOWN: [&str; 2] = ["172.17.0.0/16", "10.88.0.0/16"];
 
-/// The first subnet from `pools` overlapping none of `taken`.
-pub fn choose_subnet(pools: &[AddressPool], taken: &[IpNet]) -> Result<IpNet> {
-    for pool in pools {
+/// The first subnet of the family asked for (`v6`) from `pools` overlapping none of
+/// `taken`.
+pub fn choose_subnet(pools: &[AddressPool], taken: &[IpNet], v6: bool) -> Result<IpNet> {
+    for pool in pools.iter().filter(|p| p.base.addr().is_ipv6() == v6) {
         if pool.size < pool.base.prefix_len() || pool.size > pool.base.max_prefix_len() {
             return Err(NetworkError::Invalid(format!(
                 "address pool {}: size /{} does not fit in the base",
@@ -55,10 +56,25 @@ pub fn choose_subnet(pools: &[AddressPool], taken: &[IpNet]) -> Result<IpNet> {
             }
         }
     }
-    Err(NetworkError::Exhausted(
-        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
-            .into(),
-    ))
+    Err(NetworkError::Exhausted(format!(
+        "could not find an available, non-overlapping IPv{} address pool among the defaults to assign to the network",
+        if v6 { 6 } else { 4 }
+    )))
+}
+
+/// Whether `pools` has any IPv6 base.
+pub fn has_v6_pool(pools: &[AddressPool]) -> bool {
+    pools.iter().any(|p| p.base.addr().is_ipv6())
+}
+
+/// A unique local /64 (RFC 4193: fd00::/8, a random 40-bit global ID and a random
+/// 16-bit subnet ID) for an IPv6 network when no IPv6 pool is configured, as Docker
+/// picks one.
+pub fn ula_subnet(random: [u8; 7]) -> IpNet {
+    let mut b = [0u8; 16];
+    b[0] = 0xfd;
+    b[1..8].copy_from_slice(&random);
+    IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(b), 64).expect("/64 is a valid prefix"))
 }
 
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -250,24 +266,54 @@ mod tests {
             .map(|s| net(s))
             .chain([net("172.18.5.0/24")])
             .collect();
-        assert_eq!(choose_subnet(&default_pools(), &taken).unwrap(), net("172.19.0.0/16"));
+        assert_eq!(
+            choose_subnet(&default_pools(), &taken, false).unwrap(),
+            net("172.19.0.0/16")
+        );
         // Control: with nothing taken the first subnet of the pool is chosen.
-        assert_eq!(choose_subnet(&default_pools(), &[]).unwrap(), net("172.17.0.0/16"));
+        assert_eq!(
+            choose_subnet(&default_pools(), &[], false).unwrap(),
+            net("172.17.0.0/16")
+        );
         let tiny = [AddressPool {
             base: net("10.9.0.0/24"),
             size: 25,
         }];
         assert_eq!(
-            choose_subnet(&tiny, &[net("10.9.0.0/25")]).unwrap(),
+            choose_subnet(&tiny, &[net("10.9.0.0/25")], false).unwrap(),
             net("10.9.0.128/25")
         );
-        let e = choose_subnet(&tiny, &[net("10.0.0.0/8")]).unwrap_err();
+        let e = choose_subnet(&tiny, &[net("10.0.0.0/8")], false).unwrap_err();
         assert!(e.to_string().contains("non-overlapping"), "{e}");
         let bad = [AddressPool {
             base: net("10.9.0.0/24"),
             size: 16,
         }];
-        assert!(choose_subnet(&bad, &[]).is_err());
+        assert!(choose_subnet(&bad, &[], false).is_err());
+    }
+
+    #[test]
+    fn pools_are_chosen_by_family() {
+        let pools = [
+            AddressPool {
+                base: net("fd10:1::/48"),
+                size: 64,
+            },
+            AddressPool {
+                base: net("10.7.0.0/16"),
+                size: 24,
+            },
+        ];
+        assert_eq!(choose_subnet(&pools, &[], false).unwrap(), net("10.7.0.0/24"));
+        assert_eq!(
+            choose_subnet(&pools, &[net("fd10:1::/64")], true).unwrap(),
+            net("fd10:1:0:1::/64")
+        );
+        assert!(has_v6_pool(&pools) && !has_v6_pool(&default_pools()));
+        let e = choose_subnet(&default_pools(), &[], true).unwrap_err();
+        assert!(e.to_string().contains("IPv6"), "{e}");
+        let u = ula_subnet([1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(u, net("fd01:203:405:607::/64"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::error::{NetworkError, Result};
 
 const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
+const EADDRNOTAVAIL: i32 = 99;
 
 pub(crate) struct Links {
     h: Handle,
@@ -106,6 +107,34 @@ impl Links {
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
             Err(e) => Err(nl_err(format!("add address {net} to {name}"))(e)),
         }
+    }
+
+    /// Remove addresses from a link (absent ones are fine).
+    pub(crate) async fn del_addrs(&self, idx: u32, name: &str, gone: &[IpNet]) -> Result<()> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let mut msgs = self.h.address().get().set_link_index_filter(idx).execute();
+        let mut hits = Vec::new();
+        while let Some(m) = msgs
+            .try_next()
+            .await
+            .map_err(nl_err(format!("list addresses of {name}")))?
+        {
+            let ip = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => IpNet::new(*ip, m.header.prefix_len).ok(),
+                _ => None,
+            });
+            if let Some(ip) = ip.filter(|ip| gone.contains(ip)) {
+                hits.push((m, ip));
+            }
+        }
+        for (m, ip) in hits {
+            match self.h.address().del(m).execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EADDRNOTAVAIL) => {}
+                Err(e) => return Err(nl_err(format!("remove old address {ip} from {name}"))(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Delete a link by name; false if there was none.

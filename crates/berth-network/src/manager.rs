@@ -48,6 +48,24 @@ pub struct NetConfig {
     /// Docker's `ip-masq`: masquerade the default bridge's outbound traffic (user
     /// networks have their own `enable_ip_masquerade` option).
     pub ip_masq: bool,
+    /// Docker's `fixed-cidr`: the default bridge hands out IPv4 addresses from here.
+    pub fixed_cidr: Option<IpNet>,
+    /// Docker's `ipv6`: the default bridge is dual-stack.
+    pub ipv6: bool,
+    /// Docker's `fixed-cidr-v6`: the default bridge's IPv6 subnet (default: a unique
+    /// local /64, or one from an IPv6 address pool).
+    pub fixed_cidr_v6: Option<IpNet>,
+}
+
+/// `fixed-cidr` as the allocator's range (none: the whole subnet).
+fn with_range(mut a: Allocator, range: Option<IpNet>) -> Result<Allocator> {
+    if a.range.map(|r| r.trunc()) != range.map(|r| r.trunc()) {
+        a = Allocator {
+            allocated: a.allocated,
+            ..Allocator::new(a.subnet, range, Some(a.gateway))?
+        };
+    }
+    Ok(a)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +117,9 @@ pub struct NetworkManager {
     /// Serialises firewall updates so the last one applied is the newest state.
     fw: Mutex<()>,
     dns: Mutex<Option<DnsServer>>,
+    /// Bridge addresses of subnets the daemon's configuration dropped, to take off the
+    /// bridge when it is next set up.
+    old_bridge_addrs: Mutex<HashMap<String, Vec<IpNet>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,6 +149,7 @@ impl NetworkManager {
             inner: Arc::new(Mutex::new(inner)),
             fw: Mutex::new(()),
             dns: Mutex::new(None),
+            old_bridge_addrs: Mutex::new(HashMap::new()),
         });
         m.ensure_predefined()?;
         Ok(m)
@@ -142,15 +164,10 @@ impl NetworkManager {
                 lock(&self.inner).networks.insert(n.id.clone(), n);
             }
         }
-        if !have("bridge") && self.cfg.default_bridge != "none" {
-            let subnet = match self.cfg.bip {
-                Some(b) => b,
-                None => {
-                    let gw = self.choose_subnet()?;
-                    IpNet::new(ipam::Allocator::new(gw, None, None)?.gateway, gw.prefix_len())
-                        .map_err(|e| NetworkError::Invalid(e.to_string()))?
-                }
-            };
+        if self.cfg.default_bridge == "none" {
+            return Ok(());
+        }
+        if !have("bridge") {
             let mut n = new_network("bridge", "bridge");
             n.bridge = self.cfg.default_bridge.clone();
             n.options.insert(BRIDGE_NAME_OPT.into(), n.bridge.clone());
@@ -158,44 +175,90 @@ impl NetworkManager {
                 .insert("com.docker.network.bridge.default_bridge".into(), "true".into());
             n.options
                 .insert("com.docker.network.bridge.enable_icc".into(), "true".into());
-            n.options.insert(MASQ_OPT.into(), self.cfg.ip_masq.to_string());
-            n.ipam.push(Allocator::new(subnet.trunc(), None, Some(subnet.addr()))?);
-            self.store.save(&n)?;
             lock(&self.inner).networks.insert(n.id.clone(), n);
+        }
+        // The default bridge follows the daemon's `bip`, `fixed-cidr`, `ipv6`,
+        // `fixed-cidr-v6` and `ip-masq` at every start, as dockerd's does.
+        let Some(mut n) = lock(&self.inner)
+            .networks
+            .values()
+            .find(|n| n.is_default_bridge())
+            .cloned()
+        else {
             return Ok(());
-        }
-        // The default bridge follows the daemon's `ip-masq` at every start, as dockerd's.
-        {
-            let mut g = lock(&self.inner);
-            let want = self.cfg.ip_masq.to_string();
-            if let Some(n) = g.networks.values_mut().find(|n| n.is_default_bridge()) {
-                if n.options.get(MASQ_OPT) != Some(&want) {
-                    n.options.insert(MASQ_OPT.into(), want);
-                    self.store.save(n)?;
+        };
+        let before = serde_json::to_string(&n).unwrap_or_default();
+        n.options.insert(MASQ_OPT.into(), self.cfg.ip_masq.to_string());
+        let v4 = n.ipam.iter().find(|a| a.subnet.addr().is_ipv4()).cloned();
+        let v4 = match (self.cfg.bip, v4) {
+            (Some(bip), Some(a)) if a.subnet == bip.trunc() && a.gateway == bip.addr() => a,
+            (Some(bip), _) => Allocator::new(bip.trunc(), None, Some(bip.addr()))?,
+            (None, Some(a)) if self.cfg.fixed_cidr.is_none_or(|f| a.subnet.contains(&f)) => a,
+            // Without `bip`, `fixed-cidr` alone sets the subnet when the current one
+            // does not hold it.
+            (None, _) => match self.cfg.fixed_cidr {
+                Some(f) => Allocator::new(f, None, None)?,
+                None => Allocator::new(self.choose_subnet(false)?, None, None)?,
+            },
+        };
+        let v4 = with_range(v4, self.cfg.fixed_cidr)?;
+        let v6 = if self.cfg.ipv6 {
+            let have = n.ipam.iter().find(|a| a.subnet.addr().is_ipv6()).cloned();
+            Some(match (self.cfg.fixed_cidr_v6, have) {
+                (Some(f), Some(a)) if a.subnet == f.trunc() => a,
+                (Some(f), _) => Allocator::new(f.trunc(), None, None)?,
+                (None, Some(a)) => a,
+                (None, None) => {
+                    let s = self.choose_subnet(true)?;
+                    Allocator::new(s, None, None)?
+                }
+            })
+        } else {
+            None
+        };
+        n.enable_ipv6 = v6.is_some();
+        let new_ipam: Vec<Allocator> = std::iter::once(v4).chain(v6).collect();
+        // Endpoints keep only addresses the subnets still hold (the daemon's subnets
+        // changed while it was down: old addresses are not on the bridge any more).
+        for ep in n.endpoints.values_mut() {
+            for slot in [&mut ep.ipv4, &mut ep.ipv6] {
+                if slot.is_some_and(|a| !new_ipam.iter().any(|p| p.subnet.contains(&a.addr()))) {
+                    *slot = None;
                 }
             }
         }
-        if let Some(bip) = self.cfg.bip {
-            // `bip` changed in daemon.json: follow it (as dockerd does at start).
-            let mut g = lock(&self.inner);
-            if let Some(n) = g.networks.values_mut().find(|n| n.name == "bridge") {
-                if n.ipam.first().map(|a| (a.subnet, a.gateway)) != Some((bip.trunc(), bip.addr())) {
-                    n.ipam = vec![Allocator::new(bip.trunc(), None, Some(bip.addr()))?];
-                    n.endpoints.clear();
-                    self.store.save(n)?;
-                }
-            }
+        let old_addrs = n.bridge_addrs();
+        n.ipam = new_ipam;
+        lock(&self.old_bridge_addrs).insert(n.bridge.clone(), old_addrs);
+        if serde_json::to_string(&n).unwrap_or_default() != before || !self.store.exists(&n.id) {
+            self.store.save(&n)?;
         }
+        lock(&self.inner).networks.insert(n.id.clone(), n);
         Ok(())
     }
 
-    fn choose_subnet(&self) -> Result<IpNet> {
+    /// A free subnet of one family: from the pools, or (IPv6 with no IPv6 pool) a random
+    /// unique local /64.
+    fn choose_subnet(&self, v6: bool) -> Result<IpNet> {
         let mut taken = ipam::host_routes();
         taken.extend(ipam::WELL_KNOWN.iter().filter_map(|s| s.parse::<IpNet>().ok()));
         for n in lock(&self.inner).networks.values() {
             taken.extend(n.ipam.iter().map(|a| a.subnet));
         }
-        ipam::choose_subnet(&self.cfg.pools, &taken)
+        if v6 && !ipam::has_v6_pool(&self.cfg.pools) {
+            for _ in 0..8 {
+                let r = random_hex(7);
+                let mut b = [0u8; 7];
+                for (i, x) in b.iter_mut().enumerate() {
+                    *x = u8::from_str_radix(&r[i * 2..i * 2 + 2], 16).unwrap_or(0);
+                }
+                let s = ipam::ula_subnet(b);
+                if !taken.iter().any(|t| ipam::overlaps(t, &s)) {
+                    return Ok(s);
+                }
+            }
+        }
+        ipam::choose_subnet(&self.cfg.pools, &taken, v6)
     }
 
     /// Bridges exist with their addresses, dead endpoints are gone, held ports and the
@@ -279,7 +342,8 @@ impl NetworkManager {
     }
 
     fn setup_bridge(&self, n: &Network) -> Result<()> {
-        sandbox::ensure_bridge(&n.bridge, &n.bridge_addrs(), self.mtu_of(n))?;
+        let old = lock(&self.old_bridge_addrs).remove(&n.bridge).unwrap_or_default();
+        sandbox::ensure_bridge(&n.bridge, &n.bridge_addrs(), &old, self.mtu_of(n))?;
         // 127.0.0.1 → published port: the DNATed packet leaves by the bridge with a
         // loopback source, which the kernel allows only with route_localnet.
         write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1");
@@ -486,16 +550,14 @@ impl NetworkManager {
             taken.push(subnet);
             n.ipam.push(Allocator::new(subnet, s.ip_range, s.gateway)?);
         }
-        if !n.ipam.iter().any(|a| a.subnet.addr().is_ipv4()) {
-            drop(g);
-            let s = self.choose_subnet()?;
-            g = lock(&self.inner);
-            n.ipam.insert(0, Allocator::new(s, None, None)?);
-        }
-        if n.enable_ipv6 && !n.ipam.iter().any(|a| a.subnet.addr().is_ipv6()) {
-            return Err(NetworkError::Invalid(
-                "an IPv6 network needs an IPv6 subnet (--subnet with an IPv6 prefix)".into(),
-            ));
+        for v6 in [false, true] {
+            let missing = !n.ipam.iter().any(|a| a.subnet.addr().is_ipv6() == v6);
+            if missing && (!v6 || n.enable_ipv6) {
+                drop(g);
+                let s = self.choose_subnet(v6)?;
+                g = lock(&self.inner);
+                n.ipam.push(Allocator::new(s, None, None)?);
+            }
         }
         if !n.enable_ipv6 && n.ipam.iter().any(|a| a.subnet.addr().is_ipv6()) {
             n.enable_ipv6 = true;

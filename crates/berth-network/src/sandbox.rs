@@ -47,13 +47,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(io_err("start a netlink runtime"))
 }
 
-/// Create the bridge (if missing) with `addrs`, up. Host namespace.
-pub fn ensure_bridge(name: &str, addrs: &[IpNet], mtu: Option<u32>) -> Result<()> {
+/// The bridge `name` exists, is up and has `addrs`; `old` addresses (the network's
+/// subnets changed) are removed from it. No other address is touched: the bridge may
+/// be one the host configured.
+pub fn ensure_bridge(name: &str, addrs: &[IpNet], old: &[IpNet], mtu: Option<u32>) -> Result<()> {
     let (name, addrs) = (name.to_string(), addrs.to_vec());
+    let old: Vec<IpNet> = old.iter().filter(|a| !addrs.contains(a)).copied().collect();
     on_thread("create bridge", move || {
         runtime()?.block_on(async {
             let l = Links::open()?;
             let idx = l.ensure_bridge(&name, mtu).await?;
+            if !old.is_empty() {
+                l.del_addrs(idx, &name, &old).await?;
+            }
             for a in addrs {
                 l.add_addr(idx, &name, a).await?;
             }

@@ -136,6 +136,10 @@ impl Store {
         })
     }
 
+    pub(crate) fn exists(&self, id: &str) -> bool {
+        self.dir.join(format!("{id}.json")).exists()
+    }
+
     pub(crate) fn delete(&self, id: &str) -> Result<()> {
         let p = self.dir.join(format!("{id}.json"));
         match std::fs::remove_file(&p) {

@@ -22,7 +22,7 @@ fn namespace_with_endpoint_reaches_its_bridge() {
     let ns = dir.path().join("ns");
     let third = (tag % 200) + 20;
     let gw = format!("10.213.{third}.1");
-    sandbox::ensure_bridge(&br, &[format!("{gw}/24").parse().unwrap()], None).unwrap();
+    sandbox::ensure_bridge(&br, &[format!("{gw}/24").parse().unwrap()], &[], None).unwrap();
     sandbox::create(&ns).unwrap();
     let ep = EndpointPlan {
         host_veth: format!("vt{tag}"),

@@ -70,6 +70,15 @@ struct Args {
     /// Accepted for Docker's command lines: Berth forwards published ports in the kernel.
     #[arg(long = "userland-proxy", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     userland_proxy: Option<bool>,
+    /// IPv6 on the default bridge (Docker's flag).
+    #[arg(long = "ipv6", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ipv6: Option<bool>,
+    /// The default bridge's IPv4 allocation range, inside its subnet (Docker's flag).
+    #[arg(long = "fixed-cidr")]
+    fixed_cidr: Option<String>,
+    /// The default bridge's IPv6 subnet (Docker's flag).
+    #[arg(long = "fixed-cidr-v6")]
+    fixed_cidr_v6: Option<String>,
     /// Address pool for new networks, as Docker's flag: base=CIDR,size=N (repeatable).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
@@ -124,6 +133,15 @@ fn config(args: &Args) -> Result<DaemonConfig> {
     }
     if let Some(v) = args.userland_proxy {
         cfg.userland_proxy = v;
+    }
+    if let Some(v) = args.ipv6 {
+        cfg.ipv6 = v;
+    }
+    if let Some(v) = &args.fixed_cidr {
+        cfg.fixed_cidr = Some(v.clone());
+    }
+    if let Some(v) = &args.fixed_cidr_v6 {
+        cfg.fixed_cidr_v6 = Some(v.clone());
     }
     if !args.default_address_pool.is_empty() {
         cfg.default_address_pools = args

@@ -596,3 +596,96 @@ fn ipv6_network_addresses_dns_and_published_ports() {
         "{addrs}"
     );
 }
+
+/// Docker's `ipv6`, `fixed-cidr-v6` and `fixed-cidr` keys make the default bridge
+/// dual-stack with its addresses from those ranges; the daemon follows them at every
+/// start (control: the same daemon before and after, with and without them). A user
+/// network asked for IPv6 without a subnet gets a unique local /64.
+#[test]
+fn default_bridge_ipv6_and_fixed_cidrs() {
+    let mut d = daemon();
+    let ip6_of = |d: &Daemon, c: &str| inspect(d, c, "{{.NetworkSettings.GlobalIPv6Address}}");
+    d.ok(&["run", "-d", "--name", "before", "busybox", "sleep", "60"]);
+    assert_eq!(ip6_of(&d, "before"), "", "no IPv6 before the daemon has ipv6");
+    d.ok(&["rm", "-f", "before"]);
+
+    let tag = std::process::id() % 0xfff0;
+    let prefix = format!("fd00:b9:{tag:x}:7");
+    let gw4: std::net::Ipv4Addr = d.gateway.parse().unwrap();
+    let o = gw4.octets();
+    let range = format!("{}.{}.{}.32/27", o[0], o[1], o[2]);
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        format!(r#"{{"ipv6": true, "fixed-cidr-v6": "{prefix}::/64", "fixed-cidr": "{range}"}}"#),
+    )
+    .unwrap();
+    d.restart();
+    let cfg = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}}|{{.IPRange}}|{{.Gateway}} {{end}}",
+    ]);
+    assert!(cfg.starts_with("true "), "{cfg}");
+    assert!(cfg.contains(&format!("{prefix}::/64||{prefix}::1")), "{cfg}");
+    assert!(cfg.contains(&format!("|{range}|{gw4}")), "{cfg}");
+    let hp = free_port();
+    let a = httpd(&d, "dual", &["-p", &format!("{hp}:80")]);
+    let ip6 = ip6_of(&d, "dual");
+    assert!(ip6.starts_with(&format!("{prefix}::")), "{ip6}");
+    assert_eq!(
+        inspect(&d, "dual", "{{.NetworkSettings.IPv6Gateway}}"),
+        format!("{prefix}::1")
+    );
+    let ip4: std::net::Ipv4Addr = inspect(&d, "dual", "{{.NetworkSettings.IPAddress}}").parse().unwrap();
+    assert!((32..64).contains(&ip4.octets()[3]), "{ip4} outside fixed-cidr {range}");
+    // Over IPv6 container to container, and from the host through the published
+    // port on [::] (the bridge's v6 address), as well as over IPv4 (control).
+    let got = get_from_container(&d, &[], &ip6, "80");
+    assert!(got.contains(&a[..12]), "{got}");
+    let ports = d.ok(&["port", "dual"]);
+    assert!(ports.contains(&format!("[::]:{hp}")), "{ports}");
+    assert!(http_get(&format!("[{prefix}::1]:{hp}"))
+        .unwrap_or_default()
+        .contains(&a[..12]));
+    assert!(http_get(&format!("{gw4}:{hp}")).unwrap_or_default().contains(&a[..12]));
+    d.ok(&["rm", "-f", "dual"]);
+
+    d.ok(&["network", "create", "--ipv6", "ula"]);
+    let subnets = d.ok(&[
+        "network",
+        "inspect",
+        "ula",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ]);
+    assert!(
+        subnets
+            .split_whitespace()
+            .any(|s| s.starts_with("fd") && s.ends_with("::/64")),
+        "{subnets}"
+    );
+    d.ok(&["network", "rm", "ula"]);
+
+    // Without the keys again: single-stack, and the old v6 address leaves the bridge.
+    std::fs::write(d.dir.path().join("daemon.json"), "{}").unwrap();
+    d.restart();
+    let cfg = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{.EnableIPv6}} {{len .IPAM.Config}}",
+    ]);
+    assert_eq!(cfg, "false 1");
+    let addrs = std::process::Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &d.bridge])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&addrs.stdout).to_string();
+    assert!(!addrs.contains(&format!("{prefix}::1")), "{addrs}");
+    d.ok(&["run", "-d", "--name", "after", "busybox", "sleep", "60"]);
+    assert_eq!(ip6_of(&d, "after"), "");
+    d.ok(&["rm", "-f", "after"]);
+}

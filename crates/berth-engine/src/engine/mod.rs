@@ -180,6 +180,9 @@ impl Engine {
             dns_upstreams: cfg.dns_upstreams().map_err(bad)?,
             ip_forward: cfg.ip_forward,
             ip_masq: cfg.ip_masq,
+            ipv6: cfg.ipv6,
+            fixed_cidr: cfg.fixed_cidrs().map_err(bad)?.0,
+            fixed_cidr_v6: cfg.fixed_cidrs().map_err(bad)?.1,
         })?;
         let engine = Arc::new(Engine {
             cfg,
