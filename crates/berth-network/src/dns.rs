@@ -35,15 +35,52 @@ const MAX_TCP_CONNS: usize = 256;
 /// UDP payload size we advertise in our own EDNS answers.
 const EDNS_PAYLOAD: u16 = 1232;
 
-/// What the daemon knows: names on the network the listening address belongs to.
+/// Who asked: a client reaching a listener on a network's address, or a container
+/// through the listener made inside its own network namespace (127.0.0.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker<'a> {
+    Network { server: SocketAddr, client: IpAddr },
+    Container(&'a str),
+}
+
+/// What the daemon knows: names on the networks of whoever asked.
 pub trait Lookup: Send + Sync + 'static {
-    /// Addresses for `name` (lowercase, no trailing dot) asked by `client` via the listener
-    /// bound to `server`. None: not a name of ours (forward it). Some(v): ours (v may hold
-    /// only v4 or only v6 addresses; answer with the family asked; an empty answer with
-    /// NOERROR when ours but no address of that family).
-    fn lookup(&self, server: SocketAddr, client: IpAddr, name: &str) -> Option<Vec<IpAddr>>;
+    /// Addresses for `name` (lowercase, no trailing dot). None: not a name of ours
+    /// (forward it). Some(v): ours (v may hold only v4 or only v6 addresses; answer with
+    /// the family asked; an empty answer with NOERROR when ours but no address of that
+    /// family).
+    fn lookup(&self, asker: Asker<'_>, name: &str) -> Option<Vec<IpAddr>>;
     /// Name for a reverse (PTR) query of `ip`, or None to forward.
-    fn reverse(&self, server: SocketAddr, client: IpAddr, ip: IpAddr) -> Option<String>;
+    fn reverse(&self, asker: Asker<'_>, ip: IpAddr) -> Option<String>;
+}
+
+/// What a listener serves: a network's address, or one container (with the upstreams
+/// of its own `--dns`, if any).
+#[derive(Debug, Clone)]
+enum Origin {
+    Network(SocketAddr),
+    Container {
+        id: String,
+        upstreams: Option<Vec<SocketAddr>>,
+    },
+}
+
+impl Origin {
+    fn asker(&self, client: IpAddr) -> Asker<'_> {
+        match self {
+            Origin::Network(server) => Asker::Network {
+                server: *server,
+                client,
+            },
+            Origin::Container { id, .. } => Asker::Container(id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Addr(SocketAddr),
+    Container(String),
 }
 
 /// State shared by the handle and the server thread.
@@ -54,10 +91,21 @@ struct Shared {
     tcp_conns: Arc<Semaphore>,
 }
 
+/// Sockets made elsewhere (inside a container's network namespace) for one container.
+struct Adopted {
+    id: String,
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+    upstreams: Option<Vec<SocketAddr>>,
+}
+
 enum Cmd {
     Listen(SocketAddr, mpsc::Sender<io::Result<()>>),
     Unlisten(SocketAddr, mpsc::Sender<()>),
+    Adopt(Box<Adopted>, mpsc::Sender<io::Result<()>>),
+    Release(String, mpsc::Sender<()>),
     Addresses(mpsc::Sender<Vec<SocketAddr>>),
+    Containers(mpsc::Sender<Vec<String>>),
     Stop,
 }
 
@@ -109,6 +157,35 @@ impl DnsServer {
         let _ = self.call(|tx| Cmd::Unlisten(addr, tx));
     }
 
+    /// Serve container `id` on sockets bound inside its network namespace (replacing
+    /// any it had); names are looked up on its networks, unknown ones forwarded to
+    /// `upstreams` (the daemon's when None).
+    pub fn adopt(
+        &self,
+        id: &str,
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+        upstreams: Option<Vec<SocketAddr>>,
+    ) -> io::Result<()> {
+        let a = Box::new(Adopted {
+            id: id.into(),
+            udp,
+            tcp,
+            upstreams,
+        });
+        self.call(|tx| Cmd::Adopt(a, tx))?
+    }
+
+    /// Stop serving container `id` (its sockets closed before returning).
+    pub fn release(&self, id: &str) {
+        let _ = self.call(|tx| Cmd::Release(id.into(), tx));
+    }
+
+    /// Whether container `id` is served.
+    pub fn serves(&self, id: &str) -> bool {
+        self.call(Cmd::Containers).unwrap_or_default().iter().any(|c| c == id)
+    }
+
     /// The addresses being served.
     pub fn addresses(&self) -> Vec<SocketAddr> {
         self.call(Cmd::Addresses).unwrap_or_default()
@@ -135,11 +212,17 @@ impl Drop for DnsServer {
 /// The server thread's command loop. Each listener is a `watch` sender: every task serving it
 /// holds a receiver, so `closed()` tells us when all of them (and their sockets) are gone.
 async fn run(shared: Arc<Shared>, mut cmds: tmpsc::UnboundedReceiver<Cmd>) {
-    let mut listeners: BTreeMap<SocketAddr, watch::Sender<bool>> = BTreeMap::new();
+    let mut listeners: BTreeMap<Key, watch::Sender<bool>> = BTreeMap::new();
+    async fn stop(listeners: &mut BTreeMap<Key, watch::Sender<bool>>, key: &Key) {
+        if let Some(stop) = listeners.remove(key) {
+            let _ = stop.send(true);
+            stop.closed().await;
+        }
+    }
     while let Some(cmd) = cmds.recv().await {
         match cmd {
             Cmd::Listen(addr, reply) => {
-                let res = match listeners.entry(addr) {
+                let res = match listeners.entry(Key::Addr(addr)) {
                     Entry::Occupied(_) => Ok(()),
                     Entry::Vacant(entry) => start(&shared, addr).await.map(|stop| {
                         entry.insert(stop);
@@ -148,14 +231,34 @@ async fn run(shared: Arc<Shared>, mut cmds: tmpsc::UnboundedReceiver<Cmd>) {
                 let _ = reply.send(res);
             }
             Cmd::Unlisten(addr, reply) => {
-                if let Some(stop) = listeners.remove(&addr) {
-                    let _ = stop.send(true);
-                    stop.closed().await;
-                }
+                stop(&mut listeners, &Key::Addr(addr)).await;
+                let _ = reply.send(());
+            }
+            Cmd::Adopt(a, reply) => {
+                let key = Key::Container(a.id.clone());
+                stop(&mut listeners, &key).await;
+                let res = serve(&shared, *a).map(|s| {
+                    listeners.insert(key, s);
+                });
+                let _ = reply.send(res);
+            }
+            Cmd::Release(id, reply) => {
+                stop(&mut listeners, &Key::Container(id)).await;
                 let _ = reply.send(());
             }
             Cmd::Addresses(reply) => {
-                let _ = reply.send(listeners.keys().copied().collect());
+                let addrs = listeners.keys().filter_map(|k| match k {
+                    Key::Addr(a) => Some(*a),
+                    Key::Container(_) => None,
+                });
+                let _ = reply.send(addrs.collect());
+            }
+            Cmd::Containers(reply) => {
+                let ids = listeners.keys().filter_map(|k| match k {
+                    Key::Container(c) => Some(c.clone()),
+                    Key::Addr(_) => None,
+                });
+                let _ = reply.send(ids.collect());
             }
             Cmd::Stop => break,
         }
@@ -168,13 +271,37 @@ async fn start(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<watch::Send
     }
     let udp = Arc::new(UdpSocket::bind(addr).await?);
     let tcp = TcpListener::bind(addr).await?;
+    Ok(spawn_listener(shared, Arc::new(Origin::Network(addr)), udp, tcp))
+}
+
+fn serve(shared: &Arc<Shared>, a: Adopted) -> io::Result<watch::Sender<bool>> {
+    a.udp.set_nonblocking(true)?;
+    a.tcp.set_nonblocking(true)?;
+    let udp = Arc::new(UdpSocket::from_std(a.udp)?);
+    let tcp = TcpListener::from_std(a.tcp)?;
+    let origin = Origin::Container {
+        id: a.id,
+        upstreams: a.upstreams,
+    };
+    Ok(spawn_listener(shared, Arc::new(origin), udp, tcp))
+}
+
+fn spawn_listener(
+    shared: &Arc<Shared>,
+    origin: Arc<Origin>,
+    udp: Arc<UdpSocket>,
+    tcp: TcpListener,
+) -> watch::Sender<bool> {
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(guarded(
         stop_rx.clone(),
-        serve_tcp(shared.clone(), addr, tcp, stop_rx.clone()),
+        serve_tcp(shared.clone(), origin.clone(), tcp, stop_rx.clone()),
     ));
-    tokio::spawn(guarded(stop_rx.clone(), serve_udp(shared.clone(), addr, udp, stop_rx)));
-    Ok(stop)
+    tokio::spawn(guarded(
+        stop_rx.clone(),
+        serve_udp(shared.clone(), origin, udp, stop_rx),
+    ));
+    stop
 }
 
 /// Run `fut` until it ends or the listener is stopped; `fut` (and its sockets) is dropped
@@ -186,7 +313,7 @@ async fn guarded(mut stop: watch::Receiver<bool>, fut: impl Future<Output = ()>)
     }
 }
 
-async fn serve_udp(shared: Arc<Shared>, server: SocketAddr, sock: Arc<UdpSocket>, stop: watch::Receiver<bool>) {
+async fn serve_udp(shared: Arc<Shared>, origin: Arc<Origin>, sock: Arc<UdpSocket>, stop: watch::Receiver<bool>) {
     let mut buf = vec![0u8; 4096];
     loop {
         // Errors on an unconnected UDP socket are transient (e.g. a client vanished).
@@ -194,7 +321,7 @@ async fn serve_udp(shared: Arc<Shared>, server: SocketAddr, sock: Arc<UdpSocket>
             continue;
         };
         let raw = &buf[..n];
-        match respond(&shared, server, src.ip(), raw, true) {
+        match respond(&shared, origin.asker(src.ip()), raw, true) {
             Action::Reply(reply) => {
                 let _ = sock.send_to(&reply, src).await;
             }
@@ -206,10 +333,10 @@ async fn serve_udp(shared: Arc<Shared>, server: SocketAddr, sock: Arc<UdpSocket>
                     continue;
                 };
                 // A task per forwarded query so a slow upstream does not stall other clients.
-                let (shared, sock, raw) = (shared.clone(), sock.clone(), raw.to_vec());
+                let (shared, sock, raw, origin) = (shared.clone(), sock.clone(), raw.to_vec(), origin.clone());
                 tokio::spawn(guarded(stop.clone(), async move {
                     let _permit = permit;
-                    if let Some(reply) = forward(&shared, &raw, &query, false).await {
+                    if let Some(reply) = forward(&shared, &origin, &raw, &query, false).await {
                         let _ = sock.send_to(&reply, src).await;
                     }
                 }));
@@ -219,7 +346,7 @@ async fn serve_udp(shared: Arc<Shared>, server: SocketAddr, sock: Arc<UdpSocket>
     }
 }
 
-async fn serve_tcp(shared: Arc<Shared>, server: SocketAddr, listener: TcpListener, stop: watch::Receiver<bool>) {
+async fn serve_tcp(shared: Arc<Shared>, origin: Arc<Origin>, listener: TcpListener, stop: watch::Receiver<bool>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -232,24 +359,24 @@ async fn serve_tcp(shared: Arc<Shared>, server: SocketAddr, listener: TcpListene
         let Ok(permit) = shared.tcp_conns.clone().try_acquire_owned() else {
             continue;
         };
-        let shared = shared.clone();
+        let (shared, origin) = (shared.clone(), origin.clone());
         tokio::spawn(guarded(stop.clone(), async move {
             let _permit = permit;
-            serve_tcp_conn(&shared, server, stream, peer.ip()).await;
+            serve_tcp_conn(&shared, &origin, stream, peer.ip()).await;
         }));
     }
 }
 
 /// One TCP connection: length-prefixed queries answered in order until idle, EOF or garbage.
-async fn serve_tcp_conn(shared: &Shared, server: SocketAddr, mut stream: TcpStream, client: IpAddr) {
+async fn serve_tcp_conn(shared: &Shared, origin: &Origin, mut stream: TcpStream, client: IpAddr) {
     loop {
         let Ok(Ok(raw)) = timeout(TCP_IDLE, read_frame(&mut stream)).await else {
             return;
         };
-        let reply = match respond(shared, server, client, &raw, false) {
+        let reply = match respond(shared, origin.asker(client), &raw, false) {
             Action::Reply(reply) => Some(reply),
             Action::Forward(query) => match shared.in_flight.clone().try_acquire_owned() {
-                Ok(_permit) => forward(shared, &raw, &query, true).await,
+                Ok(_permit) => forward(shared, origin, &raw, &query, true).await,
                 Err(_) => error_reply(&query, ResponseCode::ServFail),
             },
             Action::Ignore => None,
@@ -270,7 +397,7 @@ enum Action {
 }
 
 /// Decide what to do with one raw query: answer it ourselves, forward it, or drop it.
-fn respond(shared: &Shared, server: SocketAddr, client: IpAddr, raw: &[u8], udp: bool) -> Action {
+fn respond(shared: &Shared, asker: Asker<'_>, raw: &[u8], udp: bool) -> Action {
     let Ok(query) = Message::from_vec(raw) else {
         return Action::Ignore;
     };
@@ -283,7 +410,7 @@ fn respond(shared: &Shared, server: SocketAddr, client: IpAddr, raw: &[u8], udp:
     } else if query.queries.len() != 1 {
         build_reply(&query, ResponseCode::FormErr, Vec::new())
     } else {
-        match local_answers(shared, server, client, &query.queries[0]) {
+        match local_answers(shared, asker, &query.queries[0]) {
             Some(answers) => build_reply(&query, ResponseCode::NoError, answers),
             None => return Action::Forward(query),
         }
@@ -300,7 +427,7 @@ fn respond(shared: &Shared, server: SocketAddr, client: IpAddr, raw: &[u8], udp:
 }
 
 /// Our answer records for `q`, or None when the name is not ours.
-fn local_answers(shared: &Shared, server: SocketAddr, client: IpAddr, q: &Query) -> Option<Vec<Record>> {
+fn local_answers(shared: &Shared, asker: Asker<'_>, q: &Query) -> Option<Vec<Record>> {
     if q.query_class() != DNSClass::IN {
         return None;
     }
@@ -308,16 +435,14 @@ fn local_answers(shared: &Shared, server: SocketAddr, client: IpAddr, q: &Query)
         if let Ok(net) = q.name().parse_arpa_name() {
             // Only a full address is a reverse query of one container (not a zone prefix).
             if net.prefix_len() == net.max_prefix_len() {
-                let target = shared.lookup.reverse(server, client, net.addr())?;
+                let target = shared.lookup.reverse(asker, net.addr())?;
                 let target = Name::from_ascii(format!("{}.", target.trim_end_matches('.'))).ok()?;
                 return Some(vec![Record::from_rdata(q.name().clone(), TTL, RData::PTR(PTR(target)))]);
             }
         }
     }
     let name = q.name().to_ascii().to_ascii_lowercase();
-    let addrs = shared
-        .lookup
-        .lookup(server, client, name.strip_suffix('.').unwrap_or(&name))?;
+    let addrs = shared.lookup.lookup(asker, name.strip_suffix('.').unwrap_or(&name))?;
     let rdata = |ip| match (ip, q.query_type()) {
         (IpAddr::V4(v4), RecordType::A) => Some(RData::A(A(v4))),
         (IpAddr::V6(v6), RecordType::AAAA) => Some(RData::AAAA(AAAA(v6))),
@@ -361,8 +486,13 @@ fn encode(mut msg: Message, limit: usize) -> Option<Vec<u8>> {
 
 /// Try each upstream in order, relaying the reply unchanged except for the ID; SERVFAIL when
 /// none answers.
-async fn forward(shared: &Shared, raw: &[u8], query: &Message, tcp_client: bool) -> Option<Vec<u8>> {
-    let upstreams = shared.upstreams.read().unwrap_or_else(PoisonError::into_inner).clone();
+async fn forward(shared: &Shared, origin: &Origin, raw: &[u8], query: &Message, tcp_client: bool) -> Option<Vec<u8>> {
+    let upstreams = match origin {
+        Origin::Container {
+            upstreams: Some(own), ..
+        } => own.clone(),
+        _ => shared.upstreams.read().unwrap_or_else(PoisonError::into_inner).clone(),
+    };
     let mut upstream_query = raw.to_vec();
     for upstream in upstreams {
         // A fresh random ID (and source port) per upstream query makes spoofed replies harder.
@@ -450,7 +580,7 @@ mod tests {
 
     struct Names;
     impl Lookup for Names {
-        fn lookup(&self, _: SocketAddr, _: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
+        fn lookup(&self, _: Asker<'_>, name: &str) -> Option<Vec<IpAddr>> {
             match name {
                 "web" | "web.mynet" => Some(vec![WEB]),
                 "v6only" => Some(vec![V6]),
@@ -458,7 +588,7 @@ mod tests {
                 _ => None,
             }
         }
-        fn reverse(&self, _: SocketAddr, _: IpAddr, ip: IpAddr) -> Option<String> {
+        fn reverse(&self, _: Asker<'_>, ip: IpAddr) -> Option<String> {
             match ip {
                 WEB => Some("web.mynet".into()),
                 V6 => Some("v6only".into()),
@@ -556,6 +686,38 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// Sockets handed over for one container: served as that container (the lookup
+    /// sees who asked), its own upstreams used instead of the server's, closed on
+    /// release.
+    #[test]
+    fn adopted_sockets_serve_one_container() {
+        struct OnlyFor;
+        impl Lookup for OnlyFor {
+            fn lookup(&self, asker: Asker<'_>, name: &str) -> Option<Vec<IpAddr>> {
+                (asker == Asker::Container("c1") && name == "web").then(|| vec![WEB])
+            }
+            fn reverse(&self, _: Asker<'_>, _: IpAddr) -> Option<String> {
+                None
+            }
+        }
+        let server = DnsServer::spawn(Arc::new(OnlyFor), vec![]).unwrap();
+        let udp = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = std::net::TcpListener::bind(addr).unwrap();
+        server.adopt("c1", udp, tcp, Some(vec![fake_upstream()])).unwrap();
+        assert!(server.serves("c1") && !server.serves("c2"));
+        assert!(server.addresses().is_empty(), "not a network address listener");
+        assert_eq!(addrs(&ask(addr, "web", RecordType::A)), vec![WEB]);
+        let mut stream = StdTcpStream::connect(addr).unwrap();
+        assert_eq!(addrs(&ask_tcp(&mut stream, "web", RecordType::A)), vec![WEB]);
+        // Not its name: forwarded to the container's own upstream (the server has none).
+        let other = ask(addr, "example.org", RecordType::A);
+        assert_eq!(addrs(&other), vec!["93.184.216.34".parse::<IpAddr>().unwrap()]);
+        server.release("c1");
+        assert!(!server.serves("c1"));
+        assert!(StdUdpSocket::bind(addr).is_ok(), "released sockets are closed");
     }
 
     #[test]

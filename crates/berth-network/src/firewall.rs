@@ -158,6 +158,28 @@ impl Ruleset {
     }
 }
 
+/// The embedded DNS's address inside every container on a user network (Docker's).
+pub const DNS_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 11);
+
+/// Inside a container's network namespace: queries to 127.0.0.11:53 go to the daemon's
+/// listener on `port` (the container's own programs keep port 53 for themselves, as
+/// with Docker's resolver). Replies are mapped back by connection tracking.
+pub fn dns_redirect_script(port: u16) -> String {
+    let t = "berth_dns";
+    let mut s = format!("add table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n");
+    for proto in ["udp", "tcp"] {
+        let _ = writeln!(s, "    ip daddr {DNS_ADDR} {proto} dport 53 dnat to {DNS_ADDR}:{port}");
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// Run an nft script in the calling thread's network namespace.
+pub(crate) fn run_script(script: &str) -> Result<()> {
+    nft(script, false)
+}
+
 /// Remove Berth's table (missing is fine).
 pub fn remove_table(table: &str) -> Result<()> {
     nft(&format!("add table inet {table}\ndelete table inet {table}\n"), false)
@@ -263,6 +285,20 @@ pub fn sync_forward_exceptions(table: &str, bridges: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_redirect_is_checked_by_nft() {
+        let s = dns_redirect_script(40123);
+        assert!(
+            s.contains("ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:40123"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:40123"),
+            "{s}"
+        );
+        nft(&s, true).unwrap();
+    }
 
     fn sample() -> Ruleset {
         Ruleset {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::dns::{DnsServer, Lookup};
+use crate::dns::{Asker, DnsServer, Lookup};
 use crate::error::{io_err, NetworkError, Result};
 use crate::firewall::{self, FwNetwork, FwPort, Proto, Ruleset};
 use crate::ipam::{self, AddressPool, Allocator};
@@ -450,8 +450,8 @@ impl NetworkManager {
             });
     }
 
-    fn dns_listen(&self, n: &Network) {
-        let Some(gw) = n.gateway_v4() else { return };
+    /// The DNS server, started on first use.
+    fn dns_server(&self) -> Option<MutexGuard<'_, Option<DnsServer>>> {
         let mut d = lock(&self.dns);
         if d.is_none() {
             let upstreams = self.cfg.dns_upstreams.clone().unwrap_or_else(host_resolvers);
@@ -462,14 +462,53 @@ impl NetworkManager {
                 Ok(s) => *d = Some(s),
                 Err(e) => {
                     eprintln!("berthd: embedded DNS cannot start: {e}");
-                    return;
+                    return None;
                 }
             }
         }
+        Some(d)
+    }
+
+    fn dns_listen(&self, n: &Network) {
+        let Some(gw) = n.gateway_v4() else { return };
+        let Some(d) = self.dns_server() else { return };
         if let Some(s) = d.as_ref() {
             if let Err(e) = s.listen(SocketAddr::new(gw, DNS_PORT)) {
                 eprintln!("berthd: embedded DNS on {gw}:{DNS_PORT} (network {}): {e}", n.name);
             }
+        }
+    }
+
+    /// Serve the embedded DNS inside a container's own namespace at 127.0.0.11, as
+    /// Docker's resolver, forwarding names it does not know to `upstreams` (None: the
+    /// daemon's). Some(127.0.0.11) when served; None when the container is on no user
+    /// network or the daemon runs without its firewall (its resolv.conf then names the
+    /// network's gateway, where the DNS listens too).
+    pub fn dns_attach(&self, container: &str, upstreams: Option<Vec<SocketAddr>>) -> Result<Option<IpAddr>> {
+        let on_user_network = lock(&self.inner)
+            .networks
+            .values()
+            .any(|n| n.driver == "bridge" && !n.is_default_bridge() && n.endpoints.contains_key(container));
+        let path = self.sandbox_path(container);
+        if !self.cfg.firewall || !on_user_network || !path.exists() {
+            return Ok(None);
+        }
+        let (udp, tcp) = sandbox::dns_sockets(&path)?;
+        let Some(d) = self.dns_server() else { return Ok(None) };
+        let Some(s) = d.as_ref() else { return Ok(None) };
+        s.adopt(container, udp, tcp, upstreams)
+            .map_err(io_err(format!("serve the embedded DNS for container {container}")))?;
+        Ok(Some(IpAddr::V4(firewall::DNS_ADDR)))
+    }
+
+    /// Whether the embedded DNS serves inside this container's namespace.
+    pub fn dns_attached(&self, container: &str) -> bool {
+        lock(&self.dns).as_ref().is_some_and(|d| d.serves(container))
+    }
+
+    fn dns_detach(&self, container: &str) {
+        if let Some(d) = lock(&self.dns).as_ref() {
+            d.release(container);
         }
     }
 
@@ -702,11 +741,11 @@ struct DnsView {
 }
 
 impl Lookup for DnsView {
-    fn lookup(&self, server: SocketAddr, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
-        resolver::lookup(&lock(&self.inner).networks, server.ip(), client, name)
+    fn lookup(&self, asker: Asker<'_>, name: &str) -> Option<Vec<IpAddr>> {
+        resolver::lookup(&lock(&self.inner).networks, asker, name)
     }
 
-    fn reverse(&self, server: SocketAddr, client: IpAddr, ip: IpAddr) -> Option<String> {
-        resolver::reverse(&lock(&self.inner).networks, server.ip(), client, ip)
+    fn reverse(&self, asker: Asker<'_>, ip: IpAddr) -> Option<String> {
+        resolver::reverse(&lock(&self.inner).networks, asker, ip)
     }
 }

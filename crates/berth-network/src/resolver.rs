@@ -5,16 +5,33 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::dns::Asker;
 use crate::store::{Endpoint, Network};
 
 fn endpoint_ips(e: &Endpoint) -> Vec<IpAddr> {
     [e.ipv4, e.ipv6].into_iter().flatten().map(|a| a.addr()).collect()
 }
 
-/// The network a query reached: the one whose gateway is `server`, asked from inside it.
-fn network_of(nets: &BTreeMap<String, Network>, server: IpAddr, client: IpAddr) -> Option<&Network> {
-    nets.values()
-        .find(|n| n.ipam.iter().any(|a| a.gateway == server) && n.ipam.iter().any(|a| a.subnet.contains(&client)))
+/// The network a query reached, and the asking container's endpoint on it. Through a
+/// network's address: that network, asked from inside it. From a container's own
+/// listener: the first of its user networks.
+fn asked_through<'a>(
+    nets: &'a BTreeMap<String, Network>,
+    asker: Asker<'_>,
+) -> Option<(&'a Network, Option<&'a Endpoint>)> {
+    match asker {
+        Asker::Network { server, client } => {
+            let n = nets.values().find(|n| {
+                n.ipam.iter().any(|a| a.gateway == server.ip()) && n.ipam.iter().any(|a| a.subnet.contains(&client))
+            })?;
+            Some((n, n.endpoints.values().find(|e| endpoint_ips(e).contains(&client))))
+        }
+        Asker::Container(id) => nets
+            .values()
+            .filter(|n| n.driver == "bridge" && !n.is_default_bridge())
+            .filter_map(|n| n.endpoints.get(id).map(|e| (n, Some(e))))
+            .min_by(|a, b| a.1.map(|e| &e.ifname).cmp(&b.1.map(|e| &e.ifname))),
+    }
 }
 
 /// Addresses for `name` on `n`: container name (also as `name.network`), alias, short id.
@@ -33,14 +50,8 @@ fn names_on(n: &Network, name: &str) -> Vec<IpAddr> {
 
 /// As Docker's resolver: the network asked through first, then the other user networks
 /// of the asking container, then its `--link` aliases. None: not ours (forward it).
-pub(crate) fn lookup(
-    nets: &BTreeMap<String, Network>,
-    server: IpAddr,
-    client: IpAddr,
-    name: &str,
-) -> Option<Vec<IpAddr>> {
-    let n = network_of(nets, server, client)?;
-    let me = n.endpoints.values().find(|e| endpoint_ips(e).contains(&client));
+pub(crate) fn lookup(nets: &BTreeMap<String, Network>, asker: Asker<'_>, name: &str) -> Option<Vec<IpAddr>> {
+    let (n, me) = asked_through(nets, asker)?;
     let mut out = names_on(n, name);
     if let (true, Some(me)) = (out.is_empty(), me) {
         for other in nets.values().filter(|o| o.id != n.id && !o.is_default_bridge()) {
@@ -58,16 +69,22 @@ pub(crate) fn lookup(
             }
         }
     }
-    if out.is_empty() && n.internal {
-        // An internal network has no way out, its DNS included: nothing is forwarded.
+    let way_out = match me {
+        Some(me) => nets
+            .values()
+            .any(|o| o.driver == "bridge" && !o.internal && o.endpoints.contains_key(&me.container)),
+        None => !n.internal,
+    };
+    if out.is_empty() && !way_out {
+        // Only on internal networks: no way out, its DNS included; nothing is forwarded.
         return Some(out);
     }
     (!out.is_empty()).then_some(out)
 }
 
 /// `name.network` for an address on the network asked through.
-pub(crate) fn reverse(nets: &BTreeMap<String, Network>, server: IpAddr, client: IpAddr, ip: IpAddr) -> Option<String> {
-    let n = network_of(nets, server, client)?;
+pub(crate) fn reverse(nets: &BTreeMap<String, Network>, asker: Asker<'_>, ip: IpAddr) -> Option<String> {
+    let (n, _) = asked_through(nets, asker)?;
     n.endpoints
         .values()
         .find(|e| endpoint_ips(e).contains(&ip))
@@ -127,22 +144,39 @@ mod tests {
         for n in [a, b, c] {
             nets.insert(n.id.clone(), n);
         }
-        let (gw, me) = ("10.1.0.1".parse().unwrap(), "10.1.0.2".parse().unwrap());
+        let me = Asker::Network {
+            server: "10.1.0.1:53".parse().unwrap(),
+            client: "10.1.0.2".parse().unwrap(),
+        };
         let ip = |s: &str| vec![s.parse::<IpAddr>().unwrap()];
-        assert_eq!(lookup(&nets, gw, me, "pg"), Some(ip("10.1.0.3")));
-        assert_eq!(lookup(&nets, gw, me, "WWW"), Some(ip("10.1.0.2")));
-        assert_eq!(lookup(&nets, gw, me, "pg.front"), Some(ip("10.1.0.3")));
-        assert_eq!(lookup(&nets, gw, me, "c1aaaaaaaaaa"), Some(ip("10.1.0.2")));
+        assert_eq!(lookup(&nets, me, "pg"), Some(ip("10.1.0.3")));
+        assert_eq!(lookup(&nets, me, "WWW"), Some(ip("10.1.0.2")));
+        assert_eq!(lookup(&nets, me, "pg.front"), Some(ip("10.1.0.3")));
+        assert_eq!(lookup(&nets, me, "c1aaaaaaaaaa"), Some(ip("10.1.0.2")));
         // Another network of the asking container; a link alias.
-        assert_eq!(lookup(&nets, gw, me, "cache"), Some(ip("10.2.0.3")));
-        assert_eq!(lookup(&nets, gw, me, "db"), Some(ip("10.1.0.3")));
+        assert_eq!(lookup(&nets, me, "cache"), Some(ip("10.2.0.3")));
+        assert_eq!(lookup(&nets, me, "db"), Some(ip("10.1.0.3")));
         // Not on any of its networks: not ours (forwarded).
-        assert_eq!(lookup(&nets, gw, me, "lonely"), None);
+        assert_eq!(lookup(&nets, me, "lonely"), None);
         // A client that is not inside the network asked through gets nothing.
-        assert_eq!(lookup(&nets, gw, "10.3.0.2".parse().unwrap(), "pg"), None);
-        assert_eq!(
-            reverse(&nets, gw, me, "10.1.0.3".parse().unwrap()),
-            Some("pg.front".into())
-        );
+        let stranger = Asker::Network {
+            server: "10.1.0.1:53".parse().unwrap(),
+            client: "10.3.0.2".parse().unwrap(),
+        };
+        assert_eq!(lookup(&nets, stranger, "pg"), None);
+        assert_eq!(reverse(&nets, me, "10.1.0.3".parse().unwrap()), Some("pg.front".into()));
+        // The same answers for the container asking through its own listener: its first
+        // network (by interface) is asked first, then its others.
+        let own = Asker::Container("c1aaaaaaaaaaaa");
+        assert_eq!(lookup(&nets, own, "pg"), Some(ip("10.1.0.3")));
+        assert_eq!(lookup(&nets, own, "cache"), Some(ip("10.2.0.3")));
+        assert_eq!(lookup(&nets, own, "lonely"), None);
+        assert_eq!(lookup(&nets, Asker::Container("nobody"), "pg"), None);
+        // Only on internal networks: unknown names are answered empty, not forwarded.
+        for n in nets.values_mut() {
+            n.internal = true;
+        }
+        assert_eq!(lookup(&nets, own, "example.org"), Some(vec![]));
+        assert_eq!(lookup(&nets, own, "pg"), Some(ip("10.1.0.3")));
     }
 }

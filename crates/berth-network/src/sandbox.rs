@@ -135,6 +135,40 @@ pub fn destroy(path: &Path) -> Result<()> {
     }
 }
 
+/// The embedded DNS's sockets inside the namespace at `netns`: UDP and TCP on
+/// 127.0.0.11 and one port the kernel picks, with 127.0.0.11:53 redirected to it
+/// (nftables in that namespace). The sockets stay in that namespace wherever they are
+/// served from.
+pub fn dns_sockets(netns: &Path) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let ns = std::fs::File::open(netns).map_err(io_err(format!("open {}", netns.display())))?;
+    on_thread("embedded DNS sockets", move || {
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| NetworkError::Io {
+            what: "enter the container's network namespace".into(),
+            source: e.into(),
+        })?;
+        let addr = crate::firewall::DNS_ADDR;
+        let mut last = None;
+        for _ in 0..16 {
+            let udp = std::net::UdpSocket::bind((addr, 0)).map_err(io_err(format!("bind {addr} (udp)")))?;
+            let port = udp
+                .local_addr()
+                .map_err(io_err("local address of the DNS socket"))?
+                .port();
+            match std::net::TcpListener::bind((addr, port)) {
+                Ok(tcp) => {
+                    // nft runs as a child of this thread: in the container's namespace.
+                    crate::firewall::run_script(&crate::firewall::dns_redirect_script(port))?;
+                    return Ok((udp, tcp));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(io_err(format!("bind {addr} (tcp) on the port of its UDP socket"))(
+            last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
+        ))
+    })
+}
+
 /// Create the veth pair of `ep` between the host and the namespace at `netns`, and
 /// configure the container side. On error nothing is left behind.
 pub fn connect(netns: &Path, ep: &EndpointPlan) -> Result<()> {

@@ -121,7 +121,12 @@ fn hostname_hosts_dns_and_mac_options() {
 
 /// A DNS server on loopback answering every A question with 10.77.0.1 and counting.
 fn fake_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake_upstream_at("127.0.0.1:0", 77)
+}
+
+/// The same on `addr`, answering 10.`net`.0.1.
+fn fake_upstream_at(addr: &str, net: u8) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let sock = UdpSocket::bind(addr).unwrap();
     let port = sock.local_addr().unwrap().port();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c = count.clone();
@@ -140,7 +145,7 @@ fn fake_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
             r[8..12].copy_from_slice(&[0, 0, 0, 0]);
             let qtype = u16::from_be_bytes([r[n - 4], r[n - 3]]);
             if qtype == 1 {
-                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 1]);
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, net, 0, 1]);
             } else {
                 r[7] = 0;
             }
@@ -238,6 +243,109 @@ fn embedded_dns_forwards_other_names_upstream() {
         "inside",
     ]);
     assert!(out.contains("Address:") && out.contains("inside"), "{out}");
+}
+
+/// As Docker's resolver: the embedded DNS answers at 127.0.0.11 inside each container
+/// on a user network, from the daemon (port 53 stays the container's own: a server of
+/// its own binds it), forwards to the container's `--dns` servers when it has them,
+/// and is served again by a restarted daemon.
+#[test]
+fn embedded_dns_at_127_0_0_11_in_each_container() {
+    let (port, _) = fake_upstream();
+    let tag = (std::process::id() % 250) as u8 + 2;
+    let own_dns = format!("127.78.{tag}.1");
+    let (_, own_asked) = fake_upstream_at(&format!("{own_dns}:53"), 78);
+    let mut d = with_busybox(Daemon::start_with_config(&format!(
+        r#"{{"embedded-dns-upstreams": ["127.0.0.1:{port}"]}}"#
+    )));
+    d.ok(&["network", "create", "dns11"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "dns11",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"dns11\").IPAddress}}",
+        "srv",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dns11",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup -type=A srv; nslookup -type=A elsewhere.example",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11\n"), "{out}");
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    assert!(out.contains("Address: 10.77.0.1"), "daemon's upstream: {out}");
+    // Port 53 stays the container's: in srv's namespace a server of its own binds
+    // 0.0.0.0:53 (UDP and TCP) next to the daemon's listener, which is there (control:
+    // its address and port are taken).
+    let pid = d.ok(&["inspect", "--format", "{{.State.Pid}}", "srv"]);
+    let (own53, ours) = std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let own53 = UdpSocket::bind("0.0.0.0:53").is_ok() && std::net::TcpListener::bind("0.0.0.0:53").is_ok();
+        let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+        // 127.0.0.11 in /proc/net/tcp's little-endian hex, listening (state 0A).
+        let port = tcp
+            .lines()
+            .find(|l| l.contains(" 0B00007F:") && l.split_whitespace().nth(3) == Some("0A"))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)?
+                    .split(':')
+                    .nth(1)
+                    .map(|p| u16::from_str_radix(p, 16).unwrap())
+            });
+        let ours = port.is_some_and(|p| std::net::TcpListener::bind(("127.0.0.11", p)).is_err());
+        (own53, ours)
+    })
+    .join()
+    .unwrap();
+    assert!(ours, "the daemon's listener inside the container");
+    assert!(own53, "0.0.0.0:53 free for the container's own server");
+    // --dns: unknown names go to the container's own server, the network's names
+    // are still answered (control: the daemon's upstream answered above).
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dns11",
+        "--dns",
+        &own_dns,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup -type=A elsewhere.example; nslookup -type=A srv",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11\n"), "{out}");
+    assert!(
+        out.contains("Address: 10.78.0.1") && !out.contains("10.77.0.1"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    assert!(own_asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // The default bridge has no embedded DNS (Docker's): the host's resolvers.
+    let plain = d.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!plain.contains("127.0.0.11"), "{plain}");
+    // A restarted daemon serves the running container again.
+    d.kill9();
+    d.restart();
+    let out = d.ok(&["exec", "srv", "nslookup", "-type=A", "srv"]);
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    d.ok(&["rm", "-f", "srv"]);
 }
 
 #[test]

@@ -200,6 +200,7 @@ impl Engine {
         engine.restore()?;
         let running = |id: &str| engine.get(id).map(|c| c.record().state.running).unwrap_or(false);
         engine.networks.reconcile(&running)?;
+        engine.restore_dns();
         engine.networks.watch_forward_policy();
         Ok(engine)
     }

@@ -3,7 +3,7 @@
 //! the wiring), with the /etc/hosts and resolv.conf that go with it; undone at exit.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -331,9 +331,9 @@ impl Engine {
                     }
                 }
             }
-            if let Some(dns) = self.networks.dns_server_for(&n.id) {
-                resolv = self.resolv_for(rec, Some(dns));
-            }
+        }
+        if let Some(dns) = self.embedded_dns(rec, &eps) {
+            resolv = self.resolv_for(rec, Some(dns));
         }
         let gw = eps.first().and_then(|(n, _)| n.gateway_v4());
         Ok(NetSetup {
@@ -341,6 +341,46 @@ impl Engine {
             hosts: self.with_extra_hosts(hosts, &rec.host_config, gw),
             resolv,
         })
+    }
+
+    /// The container's nameserver on user networks: the embedded DNS inside its own
+    /// namespace (127.0.0.11, forwarding to its `--dns` servers or the daemon's), else
+    /// (no firewall, or that failed) the DNS on its network's gateway.
+    fn embedded_dns(&self, rec: &Record, eps: &[(Network, Endpoint)]) -> Option<IpAddr> {
+        let own = if !rec.host_config.dns.is_empty() {
+            &rec.host_config.dns
+        } else {
+            &self.cfg.dns
+        };
+        let upstreams: Vec<SocketAddr> = own
+            .iter()
+            .filter_map(|s| s.parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        match self
+            .networks
+            .dns_attach(&rec.id, (!upstreams.is_empty()).then_some(upstreams))
+        {
+            Ok(Some(a)) => return Some(a),
+            Ok(None) => {}
+            Err(e) => eprintln!("berthd: container {}: embedded DNS at 127.0.0.11: {e}", rec.id),
+        }
+        eps.iter().find_map(|(n, _)| self.networks.dns_server_for(&n.id))
+    }
+
+    /// After a daemon restart: the embedded DNS inside running containers' namespaces
+    /// died with the old daemon; serve it again (new sockets, redirect replaced).
+    pub(crate) fn restore_dns(&self) {
+        for c in self.all() {
+            let rec = c.record();
+            let resolv = std::fs::read_to_string(self.container_dir(&c.id).join("resolv.conf")).unwrap_or_default();
+            if rec.state.running && resolv.contains("nameserver 127.0.0.11\n") {
+                let eps = self.networks.endpoints_of(&c.id);
+                if self.embedded_dns(&rec, &eps) != Some(IpAddr::V4(berth_network::firewall::DNS_ADDR)) {
+                    eprintln!("berthd: container {}: its embedded DNS could not be restored", c.id);
+                }
+            }
+        }
     }
 
     /// NetworkMode's network first, then the others by name.
@@ -593,20 +633,22 @@ impl Engine {
                     c.id
                 )));
             }
-            self.networks.connect(&c.id, &rec.name, &n.id, &req, &path, false)?;
+            let ep = self.networks.connect(&c.id, &rec.name, &n.id, &req, &path, false)?;
             // As Docker: joining a user network switches the container to the embedded
             // DNS. Written in place: the file is bind-mounted into the container.
-            if let Some(dns) = self.networks.dns_server_for(&n.id) {
+            if !n.is_default_bridge() && !self.networks.dns_attached(&c.id) {
                 let p = self.container_dir(&c.id).join("resolv.conf");
                 let cur = std::fs::read_to_string(&p).unwrap_or_default();
-                let uses_embedded = self
+                let on_gateway = self
                     .networks
                     .list()
                     .iter()
                     .filter_map(|o| o.gateway_v4())
                     .any(|g| cur.contains(&format!("nameserver {g}\n")));
-                if !uses_embedded {
-                    let _ = std::fs::write(&p, self.resolv_for(&rec, Some(dns)));
+                if !on_gateway {
+                    if let Some(dns) = self.embedded_dns(&rec, &[(n.clone(), ep)]) {
+                        let _ = std::fs::write(&p, self.resolv_for(&rec, Some(dns)));
+                    }
                 }
             }
         }

@@ -274,6 +274,7 @@ impl NetworkManager {
     /// their veths are gone (never two interfaces with one address).
     pub fn teardown(self: &Arc<Self>, container: &str) {
         self.unpublish(container);
+        self.dns_detach(container);
         let gone: Vec<(String, Endpoint)> = {
             let mut g = lock(&self.inner);
             g.networks
