@@ -39,6 +39,19 @@ fn run_and_exec_with_a_terminal() {
     let (code, out) = pty_run(&d, "echo $TERM; stty size; exit 3\\r", &["exec", "-it", "tt", "sh"]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("xterm") && out.contains("33 111"), "{out}");
+    // Detaching from `exec -it` leaves its shell running, as Docker (no EOF is typed
+    // into a terminal whose client left); control: the container ran no shell before.
+    let shells = || {
+        d.ok(&["top", "tt"])
+            .lines()
+            .filter(|l| l.trim_end().ends_with(" sh"))
+            .count()
+    };
+    assert_eq!(shells(), 0);
+    let (_, out) = pty_run(&d, "\\x10\\x11", &["exec", "-it", "tt", "sh"]);
+    assert!(out.contains("read escape sequence"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(shells(), 1, "{}", d.ok(&["top", "tt"]));
     // Detach keys (ctrl-p ctrl-q) leave the container running.
     d.ok(&["run", "-dit", "--name", "att", "busybox", "sh"]);
     let (_, out) = pty_run(&d, "\\x10\\x11", &["attach", "att"]);

@@ -372,7 +372,16 @@ impl Monitor {
                         self.close_stdin(Owner::Main);
                     }
                 }
-                Role::Exec(pid) => self.close_stdin(Owner::Exec(pid)),
+                // The same for an exec: a terminal's input is not ended by a departing
+                // client (Docker leaves a detached `exec -it` shell running).
+                Role::Exec(pid) => {
+                    let tty = self
+                        .proc_index(Owner::Exec(pid))
+                        .is_some_and(|p| self.procs[p].master.is_some());
+                    if !tty {
+                        self.close_stdin(Owner::Exec(pid));
+                    }
+                }
                 Role::Attach { .. } | Role::Waiter => {}
                 Role::Pending | Role::Closing(_) => c.out.broken = true,
             }
