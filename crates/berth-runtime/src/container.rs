@@ -283,11 +283,14 @@ where
     let id = setup.id.to_string();
     let (parent, child) = channel::pair().map_err(|e| cerr(&id, e))?;
     let new_user = setup.plan.new_user;
-    // On a pure v2 host a new container's setup process is born in its cgroup
-    // (CLONE_INTO_CGROUP): moving it there afterwards would cost a cgroup migration.
+    // A new container's setup process is born in its cgroup2 cgroup (CLONE_INTO_CGROUP;
+    // on hybrid hosts the cgroup2 mount's): moving a process there afterwards takes the
+    // cgroup threadgroup lock for writing, which waits for an RCU grace period.
     let mut setup = setup;
     let born_in = match (&setup.role, setup.cgroup.mode(), setup.cgroup.unified_path()) {
-        (Role::Init { .. }, berth_cgroups::Mode::Unified, Some(dir)) => std::fs::File::open(dir).ok(),
+        (Role::Init { .. }, berth_cgroups::Mode::Unified | berth_cgroups::Mode::Hybrid, Some(dir)) => {
+            std::fs::File::open(dir).ok()
+        }
         _ => None,
     };
     let forked = match &born_in {

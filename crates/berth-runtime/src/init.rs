@@ -46,7 +46,8 @@ pub struct Setup<'a> {
     pub preserve_fds: u32,
     /// Parent fds the child must close at once (the container's state lock).
     pub close_fds: Vec<std::os::fd::RawFd>,
-    /// Stage 1 was born in the container's cgroup (CLONE_INTO_CGROUP): no need to join it.
+    /// Stage 1 was born in the container's cgroup2 cgroup (CLONE_INTO_CGROUP): only v1
+    /// hierarchies (hybrid hosts) are left to join.
     pub in_cgroup: bool,
     /// linux.seccomp compiled by the parent (None: no filter, or a notify filter, which
     /// libseccomp loads itself for its listener fd).
@@ -96,10 +97,8 @@ fn exit(code: i32) -> ! {
 fn stage1_inner(s: &Setup, chan: &Channel) -> Res<Option<()>> {
     // An exec'd process is placed in the cgroup by the parent once it is ready, so that
     // setting it up never waits on a paused (frozen) container.
-    if matches!(s.role, Role::Init { .. }) && !s.in_cgroup {
-        s.cgroup
-            .add_pid(nix::unistd::getpid().as_raw())
-            .map_err(e("join cgroup"))?;
+    if matches!(s.role, Role::Init { .. }) {
+        s.cgroup.join_self(s.in_cgroup).map_err(e("join cgroup"))?;
     }
     s.plan.join_all().map_err(|x| x.to_string())?;
     if s.plan.new_user {

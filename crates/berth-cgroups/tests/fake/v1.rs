@@ -359,6 +359,21 @@ fn add_pid_joins_every_hierarchy_and_hybrid_cgroup2() {
     assert_eq!(cg.pids().unwrap(), [7, 8, 4242]);
 }
 
+/// The process joins itself: "0" to each v1 `tasks` (the calling thread; no threadgroup
+/// lock) and, unless it was born there, to the hybrid cgroup2 cgroup's `cgroup.procs`.
+#[test]
+fn join_self_writes_tasks_and_skips_the_cgroup2_it_was_born_in() {
+    let f = host_like();
+    let cg = ready(&f);
+    cg.join_self(true).unwrap();
+    for (name, dir) in cg.mount_sources().into_iter().filter(|(n, _)| n != "unified") {
+        assert_eq!(std::fs::read_to_string(dir.join("tasks")).unwrap(), "0", "{name}");
+    }
+    assert!(!f.path("unified/c1/cgroup.procs").exists() || f.read("unified/c1/cgroup.procs").is_empty());
+    cg.join_self(false).unwrap();
+    assert_eq!(f.read("unified/c1/cgroup.procs"), "0");
+}
+
 #[test]
 fn freezer_states() {
     let f = host_like();
