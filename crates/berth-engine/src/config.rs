@@ -142,6 +142,60 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Docker's sizes: `10m`, `1g`, `512k`, bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.trim_end_matches('b').chars().last()? {
+        'k' => (&s[..s.trim_end_matches('b').len() - 1], 1u64 << 10),
+        'm' => (&s[..s.trim_end_matches('b').len() - 1], 1 << 20),
+        'g' => (&s[..s.trim_end_matches('b').len() - 1], 1 << 30),
+        _ => (s.trim_end_matches('b'), 1),
+    };
+    num.parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
+}
+
+/// A log driver and its options as Docker checks them: the drivers Berth has, the
+/// options each takes, their values.
+pub fn check_log_config(driver: &str, opts: &BTreeMap<String, String>) -> Result<(), String> {
+    let known: &[&str] = match driver {
+        "json-file" | "" => &[
+            "max-size",
+            "max-file",
+            "compress",
+            "labels",
+            "labels-regex",
+            "env",
+            "env-regex",
+            "tag",
+        ],
+        "local" => &["max-size", "max-file", "compress"],
+        "none" => &[],
+        other => {
+            return Err(format!(
+                "logging driver {other:?} is not supported (json-file, local, none)"
+            ))
+        }
+    };
+    let name = if driver.is_empty() { "json-file" } else { driver };
+    for (k, v) in opts {
+        if !known.contains(&k.as_str()) {
+            return Err(format!("unknown log opt '{k}' for {name} log driver"));
+        }
+        let ok = match k.as_str() {
+            "max-size" => v == "-1" || parse_size(v).is_some_and(|n| n > 0),
+            "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
+            "compress" => v == "true" || v == "false",
+            _ => true,
+        };
+        if !ok {
+            return Err(format!(
+                "invalid value {v:?} for log opt '{k}' of the {name} log driver"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl DaemonConfig {
     /// Read `daemon.json`; a missing file at the default location is an empty config.
     pub fn load(path: &Path, must_exist: bool) -> Result<Self, ConfigError> {
@@ -193,12 +247,7 @@ impl DaemonConfig {
                 self.firewall_table
             )));
         }
-        if !matches!(self.log_driver.as_str(), "json-file" | "none") {
-            return Err(ConfigError::Invalid(format!(
-                "log-driver {:?} is not supported (json-file, none)",
-                self.log_driver
-            )));
-        }
+        check_log_config(&self.log_driver, &self.log_opts).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! Docker's defaults. berthd serves it over the Docker Engine API.
 //!
 //! Module layers (each depends only on those before it):
-//! `types`, `config`, `seccomp_profile`, `jsonlog`, `events`, `record`, `volumes` →
+//! `types`, `config`, `seccomp_profile`, `logs`, `events`, `record`, `volumes` →
 //! `ocispec` (Docker config → OCI spec) → `monitor` (the per-container process) →
 //! `error` → `engine` (lifecycle, exec, inspect, restore).
 
@@ -10,7 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod jsonlog;
+pub mod logs;
 pub mod monitor;
 pub mod ocispec;
 pub mod record;

@@ -31,7 +31,7 @@ fn created_secs(img: &Image) -> i64 {
     img.config
         .created()
         .as_deref()
-        .and_then(berth_engine::jsonlog::parse_rfc3339)
+        .and_then(berth_engine::logs::parse_rfc3339)
         .map(|t| t.0)
         .unwrap_or(0)
 }
@@ -268,7 +268,7 @@ pub async fn route(ctx: &Ctx, m: &Method, req: Request<Incoming>, seg: &[&str]) 
                     .map(|(i, h)| {
                         json!({
                             "Id": if i == 0 { img.config_digest.to_string() } else { "<missing>".into() },
-                            "Created": h.created().as_deref().and_then(berth_engine::jsonlog::parse_rfc3339).map(|t| t.0).unwrap_or(created),
+                            "Created": h.created().as_deref().and_then(berth_engine::logs::parse_rfc3339).map(|t| t.0).unwrap_or(created),
                             "CreatedBy": h.created_by().clone().unwrap_or_default(),
                             "Tags": if i == 0 { names_of(&engine.images, &img) } else { vec![] },
                             "Size": 0,

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use berth_engine::engine::Attached;
-use berth_engine::jsonlog::{self, LogFilter};
+use berth_engine::logs::{self, LogFilter};
 use berth_engine::monitor::proto::{frame_header, STATUS_STREAM};
 
 use crate::containers::try_resp;
@@ -114,19 +114,19 @@ pub async fn logs(ctx: &Ctx, id: &str) -> Resp {
             "Bad parameters: you must choose at least one stream",
         );
     }
-    let (driver, _, max_file) = engine.log_settings(&rec);
-    if driver == "none" {
+    let target = engine.log_target(&rec);
+    let Some(opts) = target.options() else {
         return error(
             StatusCode::NOT_IMPLEMENTED,
             "configured logging driver does not support reading",
         );
-    }
+    };
     let follow = q.bool("follow");
     let timestamps = q.bool("timestamps");
     let raw = rec.config.tty;
-    let path = engine.log_path(&rec.id);
+    let path = target.path;
     let f2 = filter.clone();
-    let read = tokio::task::spawn_blocking(move || jsonlog::read(&path, max_file, &f2)).await;
+    let read = tokio::task::spawn_blocking(move || logs::read(&path, &opts, &f2)).await;
     let (entries, mut follower) = match read {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -137,7 +137,7 @@ pub async fn logs(ctx: &Ctx, id: &str) -> Resp {
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let render = move |e: &jsonlog::Entry| {
+    let render = move |e: &logs::Entry| {
         let mut payload = Vec::new();
         if timestamps {
             payload.extend_from_slice(e.time.as_bytes());

@@ -101,7 +101,7 @@ pub async fn info(ctx: &Ctx) -> Resp {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["none", "host"], "Log": ["json-file", "none"]},
+        "Plugins": {"Volume": ["local"], "Network": ["none", "host"], "Log": ["json-file", "local", "none"]},
         "MemoryLimit": true,
         "SwapLimit": true,
         "CpuCfsPeriod": true,
@@ -176,7 +176,7 @@ pub fn parse_time(s: &str) -> Option<(i64, u32)> {
     if let Ok(sec) = s.parse::<i64>() {
         return Some((sec, 0));
     }
-    berth_engine::jsonlog::parse_rfc3339(s)
+    berth_engine::logs::parse_rfc3339(s)
 }
 
 fn event_matches(ev: &Value, filters: &std::collections::BTreeMap<String, Vec<String>>) -> bool {

@@ -207,6 +207,89 @@ fn log_options() {
     assert!(!o.status.success(), "unsupported driver must be refused");
 }
 
+/// Docker's `local` driver, as the daemon's default (daemon.json) and per container:
+/// framed records in local-logs/container.log, rotated files gzipped, read back by
+/// `logs` (tail, follow, stderr apart); its options checked as Docker does.
+#[test]
+fn local_log_driver() {
+    let d = Daemon::start_with_config(r#"{"log-driver": "local", "log-opts": {"max-size": "1k", "max-file": "3"}}"#);
+    d.import_busybox("busybox");
+    let info = d.ok(&["info", "--format", "{{.LoggingDriver}}"]);
+    assert_eq!(info, "local");
+    d.ok(&[
+        "run",
+        "--name",
+        "loc",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done; echo to-stderr >&2",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "loc"]),
+        "local"
+    );
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "loc"]);
+    let dir = d.dir.path().join("data/containers").join(&id).join("local-logs");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for want in ["container.log", "container.log.1.gz", "container.log.2.gz"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let raw = std::fs::read(dir.join("container.log")).unwrap();
+    let first = u32::from_be_bytes(raw[..4].try_into().unwrap()) as usize;
+    assert_eq!(raw[4 + first..8 + first], raw[..4], "length-framed records");
+    let out = d.docker(&["logs", "loc"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-199"));
+    assert!(lines.len() > 20 && lines.len() < 200, "rotation: {} lines", lines.len());
+    let n0: usize = lines[0].trim_start_matches("line-").parse().unwrap();
+    assert_eq!(lines.len(), 200 - n0, "contiguous from the oldest kept file");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "to-stderr");
+    assert_eq!(d.ok(&["logs", "--tail", "3", "loc"]), "line-198\nline-199");
+    // Following a running container's local log.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tick",
+        "--log-opt",
+        "max-size=2k",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick-$i; sleep 0.3; done",
+    ]);
+    let followed = d.ok(&["logs", "-f", "tick"]);
+    assert_eq!(followed, "tick-1\ntick-2\ntick-3");
+    // Control: json-file per container still writes its JSON lines next to it.
+    d.ok(&[
+        "run",
+        "--name",
+        "js",
+        "--log-driver",
+        "json-file",
+        "busybox",
+        "echo",
+        "json",
+    ]);
+    assert_eq!(d.ok(&["logs", "js"]), "json");
+    assert!(!d.ok(&["inspect", "-f", "{{.LogPath}}", "js"]).is_empty());
+    assert_eq!(d.ok(&["inspect", "-f", "{{.LogPath}}", "loc"]), "");
+    // Docker's option checks.
+    let o = d.docker(&["run", "--rm", "--log-opt", "tag=x", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown log opt 'tag' for local log driver"),
+        "{o:?}"
+    );
+    let o = d.docker(&["run", "--rm", "--log-opt", "max-file=0", "busybox", "true"]);
+    assert!(!o.status.success(), "{o:?}");
+}
+
 #[test]
 fn rmi_refuses_images_in_use_and_prune_removes_dangling() {
     let d = Daemon::start();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::Engine;
 use crate::error::{EngineError, Result};
-use crate::jsonlog::parse_rfc3339;
+use crate::logs::parse_rfc3339;
 use crate::ocispec;
 use crate::record::Record;
 
@@ -173,7 +173,11 @@ impl Engine {
             "ResolvConfPath": dir.join("resolv.conf"),
             "HostnamePath": dir.join("hostname"),
             "HostsPath": dir.join("hosts"),
-            "LogPath": self.log_path(&r.id),
+            // As Docker: only json-file has a path clients may read.
+            "LogPath": match self.log_target(&r) {
+                t if t.driver == "json-file" => t.path.display().to_string(),
+                _ => String::new(),
+            },
             "Name": r.name,
             "RestartCount": r.restart_count,
             "Driver": "overlay2",

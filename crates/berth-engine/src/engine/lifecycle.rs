@@ -125,12 +125,8 @@ impl Engine {
                 )))
             }
         }
-        if !matches!(host.log_config.kind.as_str(), "" | "json-file" | "none") {
-            return Err(EngineError::InvalidParameter(format!(
-                "HostConfig.LogConfig.Type: logging driver {:?} is not supported (json-file, none)",
-                host.log_config.kind
-            )));
-        }
+        crate::config::check_log_config(&host.log_config.kind, &host.log_config.config)
+            .map_err(|e| EngineError::InvalidParameter(format!("HostConfig.LogConfig: {e}")))?;
         let image = self.images.resolve(&config.image).map_err(|e| match e {
             berth_image::images::ImageError::NotFound(_) => EngineError::NoSuchImage(familiar(&config.image)),
             e => e.into(),
@@ -319,7 +315,7 @@ impl Engine {
                 },
             ));
         }
-        let (driver, max_size, max_file) = self.log_settings(&rec);
+        let log = self.log_target(&rec);
         let mcfg = MonitorConfig {
             id: id.clone(),
             bundle: edir.clone(),
@@ -332,12 +328,7 @@ impl Engine {
                 .console_size
                 .filter(|s| s[0] > 0 && s[1] > 0)
                 .map(|s| (s[0], s[1])),
-            log: LogTarget {
-                driver,
-                path: self.log_path(&id),
-                max_size,
-                max_file,
-            },
+            log,
             exit_file: dir.join(record::EXIT_FILE),
             loopback_up: netns_new,
             seccomp_program: self.seccomp_program(&spec),
@@ -393,17 +384,39 @@ impl Engine {
         format!("{}/{}", parent.trim_end_matches('/'), rec.id)
     }
 
-    /// (driver, max-size, max-file) for a container's log.
-    pub fn log_settings(&self, rec: &Record) -> (String, Option<u64>, u32) {
+    /// Where and how a container's output is logged: its driver and options (the
+    /// daemon's when the container names none), with each driver's defaults as
+    /// Docker's (json-file: one file, no limit; local: 20 MB x 5 files, compressed).
+    pub fn log_target(&self, rec: &Record) -> LogTarget {
         let lc = &rec.host_config.log_config;
         let (driver, opts) = if lc.kind.is_empty() {
             (self.cfg.log_driver.clone(), &self.cfg.log_opts)
         } else {
             (lc.kind.clone(), &lc.config)
         };
-        let max_size = opts.get("max-size").and_then(|s| parse_size(s));
-        let max_file = opts.get("max-file").and_then(|s| s.parse().ok()).unwrap_or(1);
-        (driver, max_size, max_file)
+        let local = driver == "local";
+        let max_size = match opts.get("max-size").map(|s| s.as_str()) {
+            Some("-1") => None,
+            Some(s) => parse_size(s),
+            None => local.then_some(20 << 20),
+        };
+        let max_file = opts
+            .get("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(if local { 5 } else { 1 });
+        let compress = opts.get("compress").map(|s| s == "true").unwrap_or(local);
+        let path = if local {
+            self.container_dir(&rec.id).join("local-logs").join("container.log")
+        } else {
+            self.container_dir(&rec.id).join(format!("{}-json.log", rec.id))
+        };
+        LogTarget {
+            driver,
+            path,
+            max_size,
+            max_file,
+            compress,
+        }
     }
 
     fn spawn_monitor(&self, edir: &Path, id: &str) -> Result<i32> {

@@ -240,10 +240,6 @@ impl Engine {
         self.cfg.exec_containers_dir().join(id)
     }
 
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join(format!("{id}-json.log"))
-    }
-
     /// Find a container by full id, name, or unique id prefix (as Docker does).
     pub fn get(&self, key: &str) -> Result<Arc<Container>> {
         let all = lock(&self.containers);

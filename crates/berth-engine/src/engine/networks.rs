@@ -48,8 +48,7 @@ impl Engine {
             if n.predefined() || !n.endpoints.is_empty() || !network_matches(&n, filters) {
                 continue;
             }
-            let created =
-                crate::jsonlog::parse_rfc3339(&n.created).map_or(0.0, |(s, ns)| s as f64 + f64::from(ns) / 1e9);
+            let created = crate::logs::parse_rfc3339(&n.created).map_or(0.0, |(s, ns)| s as f64 + f64::from(ns) / 1e9);
             if until.is_some_and(|u| created >= u) {
                 continue;
             }

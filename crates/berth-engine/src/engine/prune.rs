@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{Engine, ListOptions};
 use crate::error::{EngineError, Result};
-use crate::jsonlog::parse_rfc3339;
+use crate::logs::parse_rfc3339;
 use crate::record::Record;
 
 /// Bytes of the regular files and symlinks below `dir` (hard links counted once), as

@@ -66,17 +66,7 @@ pub(crate) fn familiar(name: &str) -> String {
     }
 }
 
-/// Docker's sizes: `10m`, `1g`, `512k`, bytes.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mult) = match s.trim_end_matches('b').chars().last()? {
-        'k' => (&s[..s.trim_end_matches('b').len() - 1], 1u64 << 10),
-        'm' => (&s[..s.trim_end_matches('b').len() - 1], 1 << 20),
-        'g' => (&s[..s.trim_end_matches('b').len() - 1], 1 << 30),
-        _ => (s.trim_end_matches('b'), 1),
-    };
-    num.parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
-}
+pub use crate::config::parse_size;
 
 #[cfg(test)]
 mod tests {

@@ -38,11 +38,31 @@ pub struct MonitorConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogTarget {
-    /// `json-file` or `none`.
+    /// `json-file`, `local` or `none`.
     pub driver: String,
     pub path: PathBuf,
     pub max_size: Option<u64>,
     pub max_file: u32,
+    /// gzip rotated files.
+    #[serde(default)]
+    pub compress: bool,
+}
+
+impl LogTarget {
+    /// How the log is written; None: not kept (`none`).
+    pub fn options(&self) -> Option<crate::logs::LogOptions> {
+        let format = match self.driver.as_str() {
+            "none" => return None,
+            "local" => crate::logs::Format::Local,
+            _ => crate::logs::Format::JsonFile,
+        };
+        Some(crate::logs::LogOptions {
+            format,
+            max_size: self.max_size,
+            max_file: self.max_file,
+            compress: self.compress,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -18,7 +18,7 @@ use super::buffer::OutBuf;
 use super::memory;
 use super::proto::{self, frame_header, ExitInfo, MonitorConfig, Reply, Request, STATUS_STREAM};
 use super::{set_winsize, Stdio, StdioSetup};
-use crate::jsonlog::{JsonLogWriter, Stream};
+use crate::logs::{LogWriter, Stream};
 
 /// A client that reads slower than this much buffered output is dropped (the log keeps it).
 const MAX_CLIENT_BUFFER: usize = 16 << 20;
@@ -72,7 +72,7 @@ struct Conn {
 struct Monitor {
     cfg: MonitorConfig,
     init: i32,
-    log: Option<JsonLogWriter>,
+    log: Option<LogWriter>,
     sources: Vec<Source>,
     procs: Vec<Proc>,
     conns: Vec<Conn>,
@@ -89,9 +89,9 @@ enum Slot {
 }
 
 pub(crate) fn serve(cfg: MonitorConfig, init: i32, stdio: Stdio, listener: UnixListener, sigfd: SignalFd) {
-    let log = match cfg.log.driver.as_str() {
-        "none" => None,
-        _ => JsonLogWriter::open(&cfg.log.path, cfg.log.max_size, cfg.log.max_file).ok(),
+    let log = match cfg.log.options() {
+        None => None,
+        Some(opts) => LogWriter::open(&cfg.log.path, &opts).ok(),
     };
     let mut m = Monitor {
         cfg,
