@@ -226,6 +226,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         close_fds: vec![dir.lock_fd()],
         in_cgroup: false,
+        join_cgroup: true,
         seccomp: seccomp.as_ref(),
         role: Role::Init {
             bundle: &bundle,
@@ -287,10 +288,8 @@ where
     // on hybrid hosts the cgroup2 mount's): moving a process there afterwards takes the
     // cgroup threadgroup lock for writing, which waits for an RCU grace period.
     let mut setup = setup;
-    let born_in = match (&setup.role, setup.cgroup.mode(), setup.cgroup.unified_path()) {
-        (Role::Init { .. }, berth_cgroups::Mode::Unified | berth_cgroups::Mode::Hybrid, Some(dir)) => {
-            std::fs::File::open(dir).ok()
-        }
+    let born_in = match (setup.join_cgroup, setup.cgroup.mode(), setup.cgroup.unified_path()) {
+        (true, berth_cgroups::Mode::Unified | berth_cgroups::Mode::Hybrid, Some(dir)) => std::fs::File::open(dir).ok(),
         _ => None,
     };
     let forked = match &born_in {
@@ -718,6 +717,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         close_fds: vec![],
         in_cgroup: false,
+        join_cgroup: status != Status::Paused,
         seccomp: seccomp.as_ref(),
         role: Role::Exec,
     };
@@ -726,10 +726,13 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         cgroup: None,
         pids: vec![],
     };
+    let joined = setup.join_cgroup;
     let (pid, chan) = launch(setup, &st.config, &st.oci_state(status), &mut rb, |m, _, _| {
         Err(cerr(id, format!("unexpected message {m:?}")))
     })?;
-    st.cgroup.add_pid(pid)?;
+    if !joined {
+        st.cgroup.add_pid(pid)?;
+    }
     chan.send(&Msg::Ack).map_err(|e| cerr(id, e))?;
     // The channel closes when execve succeeds (close-on-exec); an error arrives otherwise.
     // In a paused container that happens only after `resume`: do not wait for it.

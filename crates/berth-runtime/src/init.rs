@@ -49,6 +49,10 @@ pub struct Setup<'a> {
     /// Stage 1 was born in the container's cgroup2 cgroup (CLONE_INTO_CGROUP): only v1
     /// hierarchies (hybrid hosts) are left to join.
     pub in_cgroup: bool,
+    /// Stage 1 joins the container's cgroups itself, first thing (always for an init;
+    /// for an exec unless the container is paused, when the parent places the ready
+    /// process instead, so that setting it up is not frozen).
+    pub join_cgroup: bool,
     /// linux.seccomp compiled by the parent (None: no filter, or a notify filter, which
     /// libseccomp loads itself for its listener fd).
     pub seccomp: Option<&'a crate::seccomp::Program>,
@@ -95,9 +99,7 @@ fn exit(code: i32) -> ! {
 
 /// Ok(Some) in stage 1 after forking the init; Ok(None) in the init itself.
 fn stage1_inner(s: &Setup, chan: &Channel) -> Res<Option<()>> {
-    // An exec'd process is placed in the cgroup by the parent once it is ready, so that
-    // setting it up never waits on a paused (frozen) container.
-    if matches!(s.role, Role::Init { .. }) {
+    if s.join_cgroup {
         s.cgroup.join_self(s.in_cgroup).map_err(e("join cgroup"))?;
     }
     s.plan.join_all().map_err(|x| x.to_string())?;
