@@ -1,7 +1,7 @@
 //! RFC 3339 timestamps as image configs carry them (`created`, `history[].created`).
 //!
-//! Only what the crate needs: the current UTC time formatted, and a parser to Unix
-//! seconds for the Docker API's integer `Created` fields. Kept here rather than adding a
+//! The current UTC time formatted, and a parser to Unix seconds (and nanoseconds) for
+//! the Docker API's integer `Created` fields and time filters (berth-engine uses it). Kept here rather than adding a
 //! date-time dependency for two small conversions.
 
 /// The current UTC time as RFC 3339 (`2024-01-02T03:04:05Z`).
@@ -36,6 +36,12 @@ pub fn format_unix(secs: i64) -> String {
 /// Unix seconds of an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`);
 /// the fraction is dropped. None if it is not one.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    parse_rfc3339_nanos(s).map(|t| t.0)
+}
+
+/// Unix seconds and nanoseconds of an RFC 3339 timestamp (fraction digits past the
+/// ninth are dropped).
+pub fn parse_rfc3339_nanos(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
@@ -54,15 +60,20 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let mut i = 19;
+    let mut nanos = 0u32;
     if b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(b[i] - b'0');
+            }
             i += 1;
         }
         if i == start {
             return None;
         }
+        nanos *= 10u32.pow(9 - (i - start).min(9) as u32);
     }
     let offset = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
@@ -76,7 +87,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec - offset)
+    Some((
+        days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec - offset,
+        nanos,
+    ))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -102,6 +116,18 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("2023-11-14T21:13:20-01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339_nanos("2023-11-14T22:13:20.123456789Z"),
+            Some((1_700_000_000, 123_456_789))
+        );
+        assert_eq!(
+            parse_rfc3339_nanos("2023-11-14T22:13:20.5Z"),
+            Some((1_700_000_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339_nanos("2023-11-14T22:13:20.1234567891Z"),
+            Some((1_700_000_000, 123_456_789))
+        );
         for bad in [
             "",
             "2023-11-14",

@@ -239,30 +239,10 @@ impl Entry {
     }
 }
 
-/// Parse the RFC 3339 UTC times we write (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`).
+/// Seconds and nanoseconds of an RFC 3339 time (the ones we write, and clients'
+/// filters).
 pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut nanos = 0u32;
-    if b.get(19) == Some(&b'.') {
-        let frac: String = s[20..].chars().take_while(|c| c.is_ascii_digit()).collect();
-        let padded = format!("{frac:0<9}");
-        nanos = padded[..9].parse().ok()?;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86400 + h * 3600 + mi * 60 + se, nanos))
+    berth_image::timefmt::parse_rfc3339_nanos(s)
 }
 
 /// Which records `logs` wants.
