@@ -156,3 +156,23 @@ fn exec_outcomes_survive_a_daemon_crash() {
     }
     assert_eq!(state(&d, &later), (false, serde_json::json!(9)));
 }
+
+/// As Docker at daemon start: a `--rm` container that exited while berthd was down is
+/// removed when berthd comes back; a plain one that exited meanwhile stays, exited
+/// (control). A `--rm` container still running stays too.
+#[test]
+fn rm_containers_that_exited_while_the_daemon_was_down_are_removed() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    d.ok(&["run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "1"]);
+    d.ok(&["run", "-d", "--name", "kept", "busybox", "sleep", "1"]);
+    d.ok(&["run", "-d", "--rm", "--name", "alive", "busybox", "sleep", "300"]);
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(2000));
+    d.restart();
+    let o = d.docker(&["inspect", "gone"]);
+    assert!(!o.status.success(), "the --rm container is still there");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "kept"]), "exited");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "alive"]), "running");
+    d.ok(&["rm", "-f", "kept", "alive"]);
+}

@@ -518,7 +518,7 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         unmount(&dir.join("rootfs"));
         self.teardown_network(&c.id);
-        let rec = match c.update(&dir, |r| {
+        let exited = |r: &mut Record| {
             r.state.set_exited(
                 info.exit_code,
                 info.oom_killed,
@@ -526,9 +526,11 @@ impl Engine {
                 info.error.clone(),
             );
             r.clone()
-        }) {
-            Ok(r) => r,
-            Err(_) => c.record(),
+        };
+        let rec = if follow_policy && c.record().host_config.auto_remove {
+            c.update_in_memory(exited)
+        } else {
+            c.update(&dir, exited).unwrap_or_else(|_| c.record())
         };
         c.exits.fetch_add(1, Ordering::SeqCst);
         c.cv.notify_all();

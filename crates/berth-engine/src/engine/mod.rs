@@ -104,6 +104,17 @@ impl Container {
         Ok(out)
     }
 
+    /// As `update`, without writing the record: for a state about to be superseded
+    /// (an exited `--rm` container, removed next; a restarted daemon removes it too).
+    fn update_in_memory<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        let mut r = lock(&self.rec);
+        let out = f(&mut r);
+        drop(r);
+        self.cv.notify_all();
+        self.changed.send_modify(|g| *g += 1);
+        out
+    }
+
     /// Wait (blocking) until `pred` holds or `limit` passes; true if it holds.
     fn wait_for(&self, limit: Duration, pred: impl Fn(&Record) -> bool) -> bool {
         let deadline = Instant::now() + limit;

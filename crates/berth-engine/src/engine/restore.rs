@@ -55,6 +55,21 @@ impl Engine {
                 to_start.push(c);
             }
         }
+        // As Docker at daemon start: `--rm` containers that are not running (they exited
+        // while no daemon was there to remove them) are removed now.
+        let gone: Vec<String> = lock(&self.containers)
+            .values()
+            .filter(|c| {
+                let r = c.record();
+                r.host_config.auto_remove && !r.state.running && !r.state.restarting
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for id in gone {
+            if let Err(e) = self.remove_with(&id, true, true) {
+                eprintln!("berthd: removing --rm container {id}: {e}");
+            }
+        }
         for c in to_start {
             let _op = lock(&c.op);
             if let Err(e) = self.start_locked(&c, c.record()) {
