@@ -718,6 +718,11 @@ impl ImageStore {
         self.collect(candidates)
     }
 
+    /// The containers that have a writable layer.
+    pub fn rootfs_ids(&self) -> Result<Vec<String>> {
+        Ok(self.rootfs_records()?.into_keys().collect())
+    }
+
     pub(crate) fn rootfs_records(&self) -> Result<BTreeMap<String, RootfsRecord>> {
         self.read_table(ROOTFS)
     }

@@ -176,3 +176,26 @@ fn rm_containers_that_exited_while_the_daemon_was_down_are_removed() {
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "alive"]), "running");
     d.ok(&["rm", "-f", "kept", "alive"]);
 }
+
+/// A crash in the middle of a create (the writable layer made, the record not yet
+/// written) leaves nothing behind once berthd is back; a complete container keeps its
+/// layer (control).
+#[test]
+fn a_create_cut_short_by_a_crash_leaks_no_layer() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let half = d.ok(&["create", "--name", "half", "busybox", "true"]);
+    let whole = d.ok(&["create", "--name", "whole", "busybox", "true"]);
+    d.kill9();
+    let data = d.dir.path().join("data");
+    std::fs::remove_file(data.join("containers").join(&half).join("config.v2.json")).unwrap();
+    let layers = data.join("image/containers");
+    assert!(layers.join(&half).exists() && layers.join(&whole).exists());
+    d.restart();
+    assert!(!layers.join(&half).exists(), "the half-made container's layer is left");
+    assert!(!data.join("containers").join(&half).exists());
+    assert!(layers.join(&whole).exists());
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Name}}", "whole"]), "/whole");
+    d.ok(&["start", "-a", "whole"]);
+    d.ok(&["rm", "whole"]);
+}

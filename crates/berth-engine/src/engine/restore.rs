@@ -55,6 +55,16 @@ impl Engine {
                 to_start.push(c);
             }
         }
+        // A crash while creating a container (its writable layer made, its record not
+        // yet written) leaves a layer nobody owns: remove it, and the record-less
+        // directory. A directory whose record exists but cannot be read is kept.
+        for id in self.images.rootfs_ids().unwrap_or_default() {
+            let dir = self.container_dir(&id);
+            if !lock(&self.containers).contains_key(&id) && !dir.join(crate::record::RECORD_FILE).exists() {
+                let _ = self.images.remove_rootfs(&id);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
         // As Docker at daemon start: `--rm` containers that are not running (they exited
         // while no daemon was there to remove them) are removed now.
         let gone: Vec<String> = lock(&self.containers)
