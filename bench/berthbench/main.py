@@ -198,6 +198,7 @@ def measure(args, ns_error: str | None = None) -> int:
         pkgs = [p for m in selected for p in getattr(m, "APT_PACKAGES", [])]
         installer.ensure(pkgs)  # one apt-get for everything up front
         for mod in selected:
+            settle_writeback()
             log(f"== {mod.NAME}: {mod.TITLE}")
             t = time.monotonic()
             try:
@@ -278,6 +279,14 @@ def measure(args, ns_error: str | None = None) -> int:
     else:
         print(text, flush=True)
     return 0
+
+
+def settle_writeback() -> None:
+    """Flush dirty pages before a comparison, so that the disk writes of the one before
+    (image pulls, save/load) are not written back while this one is timed."""
+    t = time.monotonic()
+    os.sync()
+    log(f"flushed dirty pages before the next comparison ({time.monotonic() - t:.1f} s)")
 
 
 def main(argv) -> int:
