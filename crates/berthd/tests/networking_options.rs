@@ -155,6 +155,17 @@ fn fake_upstream_at(addr: &str, net: u8) -> (u16, std::sync::Arc<std::sync::atom
     (port, count)
 }
 
+/// A `sleep 300` container named `name` on network `net`; its address there.
+fn sleeper_on(d: &Daemon, name: &str, net: &str) -> String {
+    d.ok(&["run", "-d", "--name", name, "--network", net, "busybox", "sleep", "300"]);
+    d.ok(&[
+        "inspect",
+        "--format",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        name,
+    ])
+}
+
 #[test]
 fn embedded_dns_forwards_other_names_upstream() {
     let (port, asked) = fake_upstream();
@@ -162,23 +173,7 @@ fn embedded_dns_forwards_other_names_upstream() {
         r#"{{"embedded-dns-upstreams": ["127.0.0.1:{port}"]}}"#
     )));
     d.ok(&["network", "create", "fwd"]);
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "local1",
-        "--network",
-        "fwd",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
-    let ip = d.ok(&[
-        "inspect",
-        "--format",
-        "{{(index .NetworkSettings.Networks \"fwd\").IPAddress}}",
-        "local1",
-    ]);
+    let ip = sleeper_on(&d, "local1", "fwd");
     let out = d.ok(&[
         "run",
         "--rm",
@@ -208,17 +203,7 @@ fn embedded_dns_forwards_other_names_upstream() {
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
     // An internal network's DNS forwards nothing (no way out), but knows its own names.
     d.ok(&["network", "create", "--internal", "closed"]);
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "inside",
-        "--network",
-        "closed",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
+    sleeper_on(&d, "inside", "closed");
     let o = d.docker(&[
         "run",
         "--rm",
@@ -259,23 +244,7 @@ fn embedded_dns_at_127_0_0_11_in_each_container() {
         r#"{{"embedded-dns-upstreams": ["127.0.0.1:{port}"]}}"#
     )));
     d.ok(&["network", "create", "dns11"]);
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "srv",
-        "--network",
-        "dns11",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
-    let ip = d.ok(&[
-        "inspect",
-        "--format",
-        "{{(index .NetworkSettings.Networks \"dns11\").IPAddress}}",
-        "srv",
-    ]);
+    let ip = sleeper_on(&d, "srv", "dns11");
     let out = d.ok(&[
         "run",
         "--rm",
