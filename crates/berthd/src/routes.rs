@@ -82,6 +82,11 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> Resp {
         (&Method::GET, ["events"]) => system::events(&ctx).await,
 
         (&Method::GET, ["system", "df"]) => extras::disk_usage(&ctx, &req).await,
+        // `docker system prune` / `builder prune`: Berth has no build cache yet, so there
+        // is nothing to delete (Docker's answer for an empty cache).
+        (&Method::POST, ["build", "prune"]) => {
+            crate::http::ok_json(&serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
+        }
 
         (&Method::POST, ["containers", "create"]) => containers::create(&ctx, req).await,
         (&Method::POST, ["containers", "prune"]) => extras::prune(&ctx).await,

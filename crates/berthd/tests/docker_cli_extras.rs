@@ -457,3 +457,38 @@ fn archive_put_reads_the_body_to_its_end() {
     let got = d.ok(&["cp", "pad:/tmp/f.txt", "-"]);
     assert!(got.contains("padded"), "{got}");
 }
+
+/// `docker system prune` (CLI 28: containers, networks, images, then the build cache)
+/// and `docker builder prune` against berthd: stopped containers and unused networks
+/// go, a running container and its network stay (control).
+#[test]
+fn system_prune_with_the_docker_cli() {
+    let d = Daemon::start();
+    d.assert_is_berth();
+    d.import_busybox("busybox");
+    d.ok(&["network", "create", "unused"]);
+    d.ok(&["network", "create", "used"]);
+    d.ok(&["run", "--name", "done", "busybox", "true"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "used",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted Containers:") && out.contains("Deleted Networks:"),
+        "{out}"
+    );
+    assert!(out.contains("unused") && !out.contains("\nused"), "{out}");
+    assert!(!d.docker(&["inspect", "done"]).status.success());
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "up"]), "true");
+    let out = d.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+    d.ok(&["rm", "-f", "up"]);
+}
