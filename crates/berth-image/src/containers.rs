@@ -352,6 +352,11 @@ fn apply_commit(config: &mut Value, opts: &CommitOptions, diff_id: Option<&Diges
         Some(a) => obj.insert("author".into(), a.clone().into()),
         None => obj.remove("author"),
     };
+    // Docker's image config carries the commit message at the top too (inspect's Comment).
+    match &opts.comment {
+        Some(m) => obj.insert("comment".into(), m.clone().into()),
+        None => obj.remove("comment"),
+    };
     let c = obj.entry("config").or_insert_with(|| json!({}));
     if !c.is_object() {
         *c = json!({});

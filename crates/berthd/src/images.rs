@@ -150,7 +150,13 @@ fn inspect_doc(store: &ImageStore, img: &Image) -> Value {
         "RepoTags": names_of(store, img),
         "RepoDigests": [],
         "Parent": "",
-        "Comment": "",
+        // Docker's extension field, which oci-spec's type does not keep: from the blob.
+        "Comment": store
+            .read_document(&img.config_digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["comment"].as_str().map(str::to_string))
+            .unwrap_or_default(),
         "Created": cfg["created"],
         "DockerVersion": "",
         "Author": cfg["author"].as_str().unwrap_or(""),

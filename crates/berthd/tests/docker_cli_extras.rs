@@ -232,6 +232,11 @@ fn diff_commit_export() {
         "committed:v1",
     ]);
     assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Comment}}", "committed:v1"]),
+        "made by a test"
+    );
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Comment}}", "busybox"]), "");
     assert_eq!(d.ok(&["run", "--rm", "committed:v1"]), "data");
     assert_eq!(
         d.ok(&[
