@@ -133,8 +133,21 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     if !has(LinuxNamespaceType::Mount) {
         return Err(invalid("linux.namespaces", "a mount namespace is required"));
     }
+    // A namespace of the container's own: a new one, or one joined by path that is not
+    // the runtime's (e.g. an engine's prepared network namespace), as runc decides.
+    let own = |t: LinuxNamespaceType| {
+        new_ns.contains(&t)
+            || linux
+                .namespaces()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|n| n.typ() == t)
+                .and_then(|n| n.path().as_ref())
+                .is_some_and(|p| !same_file(p, &format!("/proc/self/ns/{}", proc_ns_name(t))))
+    };
     for (key, _) in linux.sysctl().as_ref().into_iter().flatten() {
-        validate_sysctl(key, &new_ns)?;
+        validate_sysctl(key, &own)?;
     }
     for (i, m) in spec.mounts().as_deref().unwrap_or_default().iter().enumerate() {
         if m.destination().as_os_str().is_empty() {
@@ -187,8 +200,27 @@ fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     Ok(())
 }
 
-/// Namespaced sysctls only, as runc allows them.
-fn validate_sysctl(key: &str, new_ns: &HashSet<LinuxNamespaceType>) -> Result<()> {
+/// Whether two paths name the same file (device and inode).
+fn same_file(a: &Path, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// The namespace's file name under /proc/PID/ns.
+fn proc_ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        other => ns_name(other),
+    }
+}
+
+/// Namespaced sysctls only, as runc allows them; `own(t)`: the container has a
+/// namespace of type `t` of its own.
+fn validate_sysctl(key: &str, own: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
     let ipc = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -204,20 +236,20 @@ fn validate_sysctl(key: &str, new_ns: &HashSet<LinuxNamespaceType>) -> Result<()
         return Err(invalid(field, "not a sysctl name"));
     }
     if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
-        if !new_ns.contains(&LinuxNamespaceType::Ipc) {
-            return Err(invalid(field, "needs a new ipc namespace"));
+        if !own(LinuxNamespaceType::Ipc) {
+            return Err(invalid(field, "needs an ipc namespace of the container's own"));
         }
         return Ok(());
     }
     if key.starts_with("net.") {
-        if !new_ns.contains(&LinuxNamespaceType::Network) {
-            return Err(invalid(field, "needs a new network namespace"));
+        if !own(LinuxNamespaceType::Network) {
+            return Err(invalid(field, "needs a network namespace of the container's own"));
         }
         return Ok(());
     }
     if key == "kernel.hostname" || key == "kernel.domainname" {
-        if !new_ns.contains(&LinuxNamespaceType::Uts) {
-            return Err(invalid(field, "needs a new uts namespace"));
+        if !own(LinuxNamespaceType::Uts) {
+            return Err(invalid(field, "needs a uts namespace of the container's own"));
         }
         return Ok(());
     }
@@ -266,6 +298,35 @@ mod tests {
     #[test]
     fn valid_config_passes() {
         check(base()).unwrap();
+    }
+
+    /// A net.* sysctl needs a network namespace of the container's own: a new one, or
+    /// one joined by path (an engine's prepared namespace), but not the runtime's.
+    #[test]
+    fn net_sysctls_with_a_joined_network_namespace() {
+        let with_net = |ns: serde_json::Value| {
+            let mut c = base();
+            c["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, ns]);
+            c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+            check(c)
+        };
+        with_net(serde_json::json!({"type": "network"})).unwrap();
+        let e = with_net(serde_json::json!({"type": "network", "path": "/proc/self/ns/net"})).unwrap_err();
+        assert!(e.contains("net.ipv4.ip_forward") && e.contains("own"), "{e}");
+        let mut other = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let path = format!("/proc/{}/ns/net", other.id());
+        // The child's namespace exists once unshare has run (before sleep is exec'd).
+        let t = std::time::Instant::now();
+        while same_file(Path::new(&path), "/proc/self/ns/net") && t.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let r = with_net(serde_json::json!({"type": "network", "path": path}));
+        let _ = other.kill();
+        let _ = other.wait();
+        r.unwrap();
     }
 
     #[test]

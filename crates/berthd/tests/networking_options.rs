@@ -117,6 +117,27 @@ fn hostname_hosts_dns_and_mac_options() {
         "cat /etc/hosts /etc/resolv.conf; ip link show eth0",
     ]);
     assert!(!plain.contains("foo") && !plain.contains("10.9.9.9") && !plain.contains("02:42:aa:bb:cc:dd"));
+    // net.* sysctls in the container's own (prepared) network namespace; the host's
+    // stays as it was, and with the host's namespace they are refused (control).
+    let host_before = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/forwarding").unwrap();
+    let want = if host_before.trim() == "1" { "0" } else { "1" };
+    let set = format!("net.ipv4.conf.all.forwarding={want}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        &set,
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/conf/all/forwarding",
+    ]);
+    assert_eq!(out, want);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/forwarding").unwrap(),
+        host_before
+    );
+    let o = d.docker(&["run", "--rm", "--network", "host", "--sysctl", &set, "busybox", "true"]);
+    assert!(!o.status.success(), "a net sysctl in the host's namespace");
 }
 
 /// A DNS server on loopback answering every A question with 10.77.0.1 and counting.
