@@ -43,12 +43,43 @@ pub async fn list(ctx: &Ctx) -> Resp {
         filters,
     };
     let engine = ctx.daemon.engine.clone();
-    ok_json(&try_resp!(blocking(move || engine.list(&opts)).await))
+    let with_size = q.bool("size");
+    ok_json(&try_resp!(
+        blocking(move || {
+            let mut list = engine.list(&opts)?;
+            if with_size {
+                for c in &mut list {
+                    add_sizes(&engine, c);
+                }
+            }
+            Ok(list)
+        })
+        .await
+    ))
+}
+
+/// `SizeRw` and `SizeRootFs`, which Docker computes only when asked (`size=1`).
+fn add_sizes(engine: &berth_engine::engine::Engine, c: &mut serde_json::Value) {
+    let id = c["Id"].as_str().unwrap_or("").to_string();
+    if let Ok((rw, root)) = engine.container_sizes(&id) {
+        c["SizeRw"] = rw.into();
+        c["SizeRootFs"] = root.into();
+    }
 }
 
 pub async fn inspect(ctx: &Ctx, id: &str) -> Resp {
     let (engine, id) = (ctx.daemon.engine.clone(), id.to_string());
-    let mut v = try_resp!(blocking(move || engine.inspect(&id)).await);
+    let with_size = ctx.query.bool("size");
+    let mut v = try_resp!(
+        blocking(move || {
+            let mut v = engine.inspect(&id)?;
+            if with_size {
+                add_sizes(&engine, &mut v);
+            }
+            Ok(v)
+        })
+        .await
+    );
     if !ctx.at_least("1.44") {
         legacy_aliases(&mut v);
     }

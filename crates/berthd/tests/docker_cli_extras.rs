@@ -237,6 +237,15 @@ fn diff_commit_export() {
         "made by a test"
     );
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Comment}}", "busybox"]), "");
+    // Sizes only when asked (Docker computes them for size=1): the writable layer, and
+    // that plus the image.
+    let sizes = d.ok(&["inspect", "--size", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "ch"]);
+    let (rw, root) = sizes.split_once(' ').unwrap();
+    let (rw, root): (u64, u64) = (rw.parse().unwrap(), root.parse().unwrap());
+    assert!(rw > 0 && root > rw, "{sizes}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.SizeRw}}", "ch"]), "<nil>");
+    let ps = d.ok(&["ps", "-a", "-s", "--filter", "name=ch", "--format", "{{.Size}}"]);
+    assert!(ps.contains("virtual") && !ps.starts_with("0B"), "{ps}");
     assert_eq!(d.ok(&["run", "--rm", "committed:v1"]), "data");
     assert_eq!(
         d.ok(&[

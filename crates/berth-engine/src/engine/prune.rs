@@ -117,6 +117,19 @@ impl Engine {
         upper_dir(rec).map_or(0, |u| dir_size(Path::new(u)))
     }
 
+    /// Docker's `SizeRw` (the container's writable layer) and `SizeRootFs` (that plus
+    /// its image's layers) for `?size=1` on list and inspect.
+    pub fn container_sizes(&self, id: &str) -> Result<(u64, u64)> {
+        let rec = self.get(id)?.record();
+        let rw = self.size_rw(&rec);
+        let image = self
+            .images
+            .resolve(&rec.image)
+            .map(|img| img.manifest.layers().iter().map(|l| l.size()).sum::<u64>())
+            .unwrap_or(0);
+        Ok((rw, rw + image))
+    }
+
     /// `POST /containers/prune`: remove every container that is not running and matches
     /// `filters` (`until`, `label`, `label!`); returns the removed ids and bytes freed.
     pub fn prune_containers(self: &Arc<Self>, filters: &BTreeMap<String, Vec<String>>) -> Result<(Vec<String>, u64)> {
