@@ -226,6 +226,8 @@ fn diff_commit_export() {
         "ENV FOO=bar",
         "-c",
         r#"CMD ["cat", "/newdir/f"]"#,
+        "-c",
+        "EXPOSE 80",
         "-m",
         "made by a test",
         "ch",
@@ -237,6 +239,16 @@ fn diff_commit_export() {
         "made by a test"
     );
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Comment}}", "busybox"]), "");
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.ExposedPorts}}",
+            "committed:v1"
+        ]),
+        r#"{"80/tcp":{}}"#
+    );
     // Sizes only when asked (Docker computes them for size=1): the writable layer, and
     // that plus the image.
     let sizes = d.ok(&["inspect", "--size", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "ch"]);

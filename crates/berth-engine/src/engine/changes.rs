@@ -209,6 +209,7 @@ fn merge(user: &mut ContainerConfig, ctr: &ContainerConfig) {
         (Some(u), Some(c)) if !u.is_empty() => c.iter().for_each(|(k, v)| {
             u.entry(k.clone()).or_insert(v.clone());
         }),
+        (Some(u), None) if !u.is_empty() => {}
         (u, c) => *u = c.clone(),
     }
     let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
@@ -237,6 +238,7 @@ fn merge(user: &mut ContainerConfig, ctr: &ContainerConfig) {
     }
     match (&mut user.volumes, &ctr.volumes) {
         (Some(u), Some(c)) if !u.is_empty() => u.extend(c.clone()),
+        (Some(u), None) if !u.is_empty() => {}
         (u, c) => *u = c.clone(),
     }
     if user.stop_signal.as_deref().unwrap_or("").is_empty() {
@@ -395,6 +397,13 @@ mod tests {
         };
         merge(&mut user, &ctr);
         assert_eq!(user.env, ["A=2", "PATH=/bin"]);
+        // What the change set is kept when the container has none of it (EXPOSE and
+        // VOLUME were dropped before).
+        let mut changed = ContainerConfig::default();
+        apply_changes(&mut changed, &["EXPOSE 80".into(), "VOLUME /v".into()]).unwrap();
+        merge(&mut changed, &ctr);
+        assert!(changed.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
+        assert!(changed.volumes.as_ref().unwrap().contains_key("/v"));
         assert_eq!(user.cmd.as_deref().unwrap(), ["sleep"]);
         assert_eq!(user.working_dir, "/w");
     }
