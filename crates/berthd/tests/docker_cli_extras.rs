@@ -97,6 +97,41 @@ fn top_and_stats() {
     assert_eq!(doc["pids_stats"]["current"], 1);
     let (code, _) = d.http("GET", "/v1.45/containers/busy/stats?stream=true&one-shot=true", "");
     assert_eq!(code, 400);
+    // Interface counters of the container's own network namespace (not lo): three
+    // pings to its gateway leave at least three packets out; a host-network container
+    // has none of its own (control).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pinger",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c 3 -W 1 $(ip route | awk '/default/{print $3}'); sleep 300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "onhost",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (_, body) = d.http("GET", "/v1.45/containers/pinger/stats?stream=false&one-shot=true", "");
+    let doc = json_body(&body);
+    assert!(doc["networks"]["eth0"]["tx_packets"].as_u64().unwrap() >= 3, "{body}");
+    assert!(doc["networks"]["eth0"]["rx_bytes"].as_u64().unwrap() > 0, "{body}");
+    assert!(doc["networks"].get("lo").is_none(), "{body}");
+    let netio = d.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "pinger"]);
+    assert!(!netio.starts_with("0B / 0B"), "{netio}");
+    let (_, body) = d.http("GET", "/v1.45/containers/onhost/stats?stream=false&one-shot=true", "");
+    assert!(json_body(&body).get("networks").is_none(), "{body}");
+    d.ok(&["rm", "-f", "pinger", "onhost"]);
 
     d.ok(&["kill", "busy"]);
     d.ok(&["wait", "busy"]);

@@ -12,12 +12,42 @@ use super::{Container, Engine};
 pub struct StatsSample {
     read: String,
     cgroup: Stats,
+    /// Interface counters of the container's own network namespace (not lo).
+    networks: Option<Map<String, Value>>,
     /// Host CPU time in nanoseconds, as Docker counts it (/proc/stat).
     system_usage: u64,
     online_cpus: u32,
 }
 
 const ZERO_TIME: &str = crate::record::ZERO_TIME;
+
+/// Docker's `networks` entries from a /proc/PID/net/dev table: every interface but lo.
+fn net_dev(table: &str) -> Map<String, Value> {
+    let names = [
+        (0, "rx_bytes"),
+        (1, "rx_packets"),
+        (2, "rx_errors"),
+        (3, "rx_dropped"),
+        (8, "tx_bytes"),
+        (9, "tx_packets"),
+        (10, "tx_errors"),
+        (11, "tx_dropped"),
+    ];
+    let mut out = Map::new();
+    for line in table.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let v: Vec<u64> = rest.split_ascii_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if name == "lo" || v.len() < 12 {
+            continue;
+        }
+        let entry: Map<String, Value> = names.iter().map(|(i, k)| (k.to_string(), json!(v[*i]))).collect();
+        out.insert(name.to_string(), Value::Object(entry));
+    }
+    out
+}
 
 /// The host's CPU time (user..softirq of the `cpu` line, in ns) and online CPUs, read as
 /// Docker reads them so CPU percentages come out the same.
@@ -106,9 +136,20 @@ impl Engine {
         let cgroup = rt::with_container(&self.cfg.runtime_root(), &c.id, |_, st, _| Ok(st.cgroup.stats()?)).ok()?;
         // Sampled right after the container, so the two deltas cover the same interval.
         let (system_usage, online_cpus) = system_cpu();
+        // As Docker: only a namespace of the container's own (not host, not another's).
+        let own_netns = matches!(
+            super::netsetup::mode_of(&rec.host_config.network_mode),
+            super::netsetup::Mode::Network(_)
+        );
+        let networks = own_netns
+            .then(|| std::fs::read_to_string(format!("/proc/{}/net/dev", rec.state.pid)).ok())
+            .flatten()
+            .map(|t| net_dev(&t))
+            .filter(|m| !m.is_empty());
         Some(StatsSample {
             read: berth_runtime::state::now_rfc3339(),
             cgroup,
+            networks,
             system_usage,
             online_cpus,
         })
@@ -169,6 +210,9 @@ impl Engine {
             mem.insert("stats".into(), json!(cg.memory.raw));
         }
         doc["memory_stats"] = Value::Object(mem);
+        if let Some(n) = &s.networks {
+            doc["networks"] = Value::Object(n.clone());
+        }
         doc
     }
 }
@@ -176,6 +220,28 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_counters_without_lo() {
+        let t = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    1234      10    1    2    0     0          0         0     5678      20    3    4    0     0       0          0
+";
+        let n = net_dev(t);
+        assert_eq!(n.len(), 1);
+        let e = &n["eth0"];
+        assert_eq!(
+            (e["rx_bytes"].as_u64(), e["rx_packets"].as_u64()),
+            (Some(1234), Some(10))
+        );
+        assert_eq!((e["rx_errors"].as_u64(), e["rx_dropped"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(
+            (e["tx_bytes"].as_u64(), e["tx_packets"].as_u64()),
+            (Some(5678), Some(20))
+        );
+        assert_eq!((e["tx_errors"].as_u64(), e["tx_dropped"].as_u64()), (Some(3), Some(4)));
+    }
 
     #[test]
     fn host_cpu_time_counts() {
