@@ -614,19 +614,19 @@ fn default_bridge_ipv6_and_fixed_cidrs() {
     let gw4: std::net::Ipv4Addr = d.gateway.parse().unwrap();
     let o = gw4.octets();
     let range = format!("{}.{}.{}.32/27", o[0], o[1], o[2]);
-    std::fs::write(
-        d.dir.path().join("daemon.json"),
-        format!(r#"{{"ipv6": true, "fixed-cidr-v6": "{prefix}::/64", "fixed-cidr": "{range}"}}"#),
-    )
-    .unwrap();
-    d.restart();
-    let cfg = d.ok(&[
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
+    let restart_with = |d: &mut Daemon, config: &str| {
+        std::fs::write(d.dir.path().join("daemon.json"), config).unwrap();
+        d.restart();
+    };
+    let bridge = |d: &Daemon, fmt: &str| d.ok(&["network", "inspect", "bridge", "--format", fmt]);
+    restart_with(
+        &mut d,
+        &format!(r#"{{"ipv6": true, "fixed-cidr-v6": "{prefix}::/64", "fixed-cidr": "{range}"}}"#),
+    );
+    let cfg = bridge(
+        &d,
         "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}}|{{.IPRange}}|{{.Gateway}} {{end}}",
-    ]);
+    );
     assert!(cfg.starts_with("true "), "{cfg}");
     assert!(cfg.contains(&format!("{prefix}::/64||{prefix}::1")), "{cfg}");
     assert!(cfg.contains(&format!("|{range}|{gw4}")), "{cfg}");
@@ -669,15 +669,8 @@ fn default_bridge_ipv6_and_fixed_cidrs() {
     d.ok(&["network", "rm", "ula"]);
 
     // Without the keys again: single-stack, and the old v6 address leaves the bridge.
-    std::fs::write(d.dir.path().join("daemon.json"), "{}").unwrap();
-    d.restart();
-    let cfg = d.ok(&[
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
-        "{{.EnableIPv6}} {{len .IPAM.Config}}",
-    ]);
+    restart_with(&mut d, "{}");
+    let cfg = bridge(&d, "{{.EnableIPv6}} {{len .IPAM.Config}}");
     assert_eq!(cfg, "false 1");
     let addrs = std::process::Command::new("ip")
         .args(["-6", "addr", "show", "dev", &d.bridge])

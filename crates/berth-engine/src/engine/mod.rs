@@ -179,6 +179,7 @@ impl Engine {
         }
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let bad = |e: crate::config::ConfigError| EngineError::InvalidParameter(e.to_string());
+        let (fixed_cidr, fixed_cidr_v6) = cfg.fixed_cidrs().map_err(bad)?;
         let networks = berth_network::NetworkManager::open(berth_network::NetConfig {
             state_dir: cfg.data_root.join("network"),
             run_dir: cfg.exec_root.join("netns"),
@@ -192,8 +193,8 @@ impl Engine {
             ip_forward: cfg.ip_forward,
             ip_masq: cfg.ip_masq,
             ipv6: cfg.ipv6,
-            fixed_cidr: cfg.fixed_cidrs().map_err(bad)?.0,
-            fixed_cidr_v6: cfg.fixed_cidrs().map_err(bad)?.1,
+            fixed_cidr,
+            fixed_cidr_v6,
         })?;
         let engine = Arc::new(Engine {
             cfg,
